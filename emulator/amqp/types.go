@@ -18,10 +18,17 @@
 //	map         map[any]any (binary keys decode as string)
 //	array       []Symbol, []string, []int64, []uint64, []int32, []uint32, []UUID, []time.Time, []bool,
 //	            [][]byte; arrays of other element types decode as []any
-//	described   Described (unless it is a known performative, delivery state, terminus or error)
+//	decimal32/64/128 Decimal32, Decimal64, Decimal128 (raw bytes)
+//	described   Described (unless it is a known performative, delivery state, terminus, error or
+//	            SASL body: those decode to *Open, *Accepted, *Source, *Error, *SASLInit, …)
 //
 // Encoding maps the same Go types back (int encodes as long, uint as ulong); map[Symbol]any,
-// map[string]any and Fields encode as maps.
+// map[string]any and Fields encode as maps, and the struct pointers as described lists.
+//
+// Composite fields: absent and null fields decode to the zero value (nil pointer, "", false, 0) unless
+// a spec default is noted on the field; Source/Target ExpiryPolicy absent ⇒ "session-end". Empty
+// multiple-valued fields, maps and binaries decode to nil. On encode, zero values of optional fields
+// are written as null and trailing nulls are dropped.
 package amqp
 
 import "time"
@@ -123,8 +130,8 @@ type Performative interface{ performative() }
 type Open struct {
 	ContainerID         string
 	Hostname            string
-	MaxFrameSize        uint32 // 0 on decode means absent: the spec default 4294967295 applies
-	ChannelMax          uint16 // decode: absent ⇒ 65535
+	MaxFrameSize        uint32 // decode: absent ⇒ 4294967295, below 512 ⇒ error; encode: 0 ⇒ omitted (spec default)
+	ChannelMax          uint16 // decode: absent ⇒ 65535; encode: always written as is
 	IdleTimeout         uint32 // milliseconds, 0 = none
 	OutgoingLocales     []Symbol
 	IncomingLocales     []Symbol
@@ -139,7 +146,7 @@ type Begin struct {
 	NextOutgoingID      uint32
 	IncomingWindow      uint32
 	OutgoingWindow      uint32
-	HandleMax           uint32 // decode: absent ⇒ 4294967295
+	HandleMax           uint32 // decode: absent ⇒ 4294967295; encode: always written as is
 	OfferedCapabilities []Symbol
 	DesiredCapabilities []Symbol
 	Properties          Fields
