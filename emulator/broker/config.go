@@ -1,0 +1,677 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is the emulator's entity configuration: the official Service Bus emulator's
+// Config.json (UserConfig.Namespaces[].Queues/Topics, UserConfig.Logging) with a few extensions
+// (see QueuePropertyLimits). Build one with ParseConfig or LoadConfig, or by hand and then call
+// Validate.
+type Config struct {
+	UserConfig UserConfig
+}
+
+// UserConfig is the top-level object of Config.json.
+type UserConfig struct {
+	Namespaces []NamespaceConfig
+	Logging    LoggingConfig
+}
+
+// LoggingConfig is UserConfig.Logging. Type is "File" or "Console" (or empty); it is stored
+// for the server, which logs through its injected *slog.Logger either way.
+type LoggingConfig struct {
+	Type string
+}
+
+// NamespaceConfig is one namespace. The official emulator requires the name "sbemulatorns";
+// any non-empty name is accepted here.
+type NamespaceConfig struct {
+	Name   string
+	Queues []QueueConfig
+	Topics []TopicConfig
+}
+
+// QueueConfig is one queue. Properties not present in the file take DefaultQueueProperties.
+type QueueConfig struct {
+	Name       string
+	Properties QueueProperties
+}
+
+// TopicConfig is one topic with its subscriptions. Topics are parsed and validated and kept
+// here, but New does not build them yet: it logs a warning naming each skipped topic.
+type TopicConfig struct {
+	Name          string
+	Properties    TopicProperties
+	Subscriptions []SubscriptionConfig
+}
+
+// TopicProperties are the properties of a topic.
+type TopicProperties struct {
+	DefaultMessageTimeToLive            time.Duration
+	DuplicateDetectionHistoryTimeWindow time.Duration
+	RequiresDuplicateDetection          bool
+}
+
+// SubscriptionConfig is one subscription of a topic.
+type SubscriptionConfig struct {
+	Name       string
+	Properties SubscriptionProperties
+	Rules      []RuleConfig
+}
+
+// SubscriptionProperties are a queue's properties minus duplicate detection.
+type SubscriptionProperties struct {
+	DeadLetteringOnMessageExpiration bool
+	DefaultMessageTimeToLive         time.Duration
+	LockDuration                     time.Duration
+	MaxDeliveryCount                 int
+	ForwardTo                        string
+	ForwardDeadLetteredMessagesTo    string
+	RequiresSession                  bool
+}
+
+// RuleConfig is one subscription rule.
+type RuleConfig struct {
+	Name       string
+	Properties RuleProperties
+}
+
+// Filter types of RuleProperties.FilterType.
+const (
+	FilterCorrelation = "Correlation"
+	FilterSQL         = "Sql"
+)
+
+// RuleProperties describe a rule's filter (and SQL action).
+type RuleProperties struct {
+	FilterType        string // FilterCorrelation or FilterSQL
+	CorrelationFilter *CorrelationFilter
+	SQLFilter         *SQLExpression // "SqlFilter" in the file
+	Action            *SQLExpression
+}
+
+// SQLExpression is a SqlFilter or an Action.
+type SQLExpression struct {
+	SQLExpression string // "SqlExpression" in the file
+}
+
+// CorrelationFilter matches system properties exactly and application properties by value.
+type CorrelationFilter struct {
+	ContentType      string
+	CorrelationID    string // "CorrelationId" in the file
+	Label            string // the message's Subject
+	MessageID        string // "MessageId"
+	ReplyTo          string
+	ReplyToSessionID string // "ReplyToSessionId"
+	SessionID        string // "SessionId"
+	To               string
+	Properties       map[string]any
+}
+
+// QueueProperties are the properties of a queue (and, later, of a subscription).
+// DefaultMessageTimeToLive == MaxDuration means messages never expire.
+type QueueProperties struct {
+	LockDuration                             time.Duration
+	MaxDeliveryCount                         int
+	DefaultMessageTimeToLive                 time.Duration
+	DeadLetteringOnMessageExpiration         bool
+	RequiresDuplicateDetection               bool
+	DuplicateDetectionHistoryTimeWindow      time.Duration
+	RequiresSession                          bool
+	ForwardTo, ForwardDeadLetteredMessagesTo string
+}
+
+// DefaultQueueProperties returns Azure Service Bus's defaults for a new queue: lock PT1M,
+// MaxDeliveryCount 10, TTL P14D (the portal's default), duplicate detection window PT10M.
+// The official emulator's schema defaults differ (3 deliveries, TTL PT1H); holdfast follows
+// Azure because the emulator stands in for a real namespace.
+func DefaultQueueProperties() QueueProperties {
+	return QueueProperties{
+		LockDuration:                        time.Minute,
+		MaxDeliveryCount:                    10,
+		DefaultMessageTimeToLive:            14 * 24 * time.Hour,
+		DuplicateDetectionHistoryTimeWindow: 10 * time.Minute,
+	}
+}
+
+// Limits accepted for queue and subscription properties. They widen the official emulator's
+// (LockDuration PT1M..PT5M, MaxDeliveryCount 1..10, TTL PT5M..PT1H) so that tests can use short
+// locks and production-like TTLs.
+const (
+	MinLockDuration     = time.Second
+	MaxLockDuration     = 5 * time.Minute
+	MinMaxDeliveryCount = 1
+	MaxMaxDeliveryCount = 2000
+	MinMessageTTL       = time.Second
+	// MaxMessageTTLText is the longest TTL accepted, .NET's TimeSpan.MaxValue in whole days;
+	// it exceeds time.Duration and is stored as MaxDuration.
+	MaxMessageTTLText           = "P10675199D"
+	MinDuplicateDetectionWindow = 5 * time.Second
+	MaxDuplicateDetectionWindow = 7 * 24 * time.Hour
+)
+
+// ConfigError reports a problem at one JSON path of Config.json.
+type ConfigError struct {
+	Path string // e.g. UserConfig.Namespaces[0].Queues[1].Properties.LockDuration
+	Msg  string
+}
+
+func (e *ConfigError) Error() string { return e.Path + ": " + e.Msg }
+
+// LoadConfig reads and parses a Config.json file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("broker: load config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("broker: load config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses Config.json. Unknown fields, wrong types and out-of-range values are
+// errors (a *ConfigError naming the JSON path); missing properties take
+// DefaultQueueProperties.
+func ParseConfig(data []byte) (*Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var root any
+	if err := dec.Decode(&root); err != nil {
+		return nil, &ConfigError{Path: "$", Msg: "invalid JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return nil, &ConfigError{Path: "$", Msg: "trailing data after the JSON object"}
+	}
+	p := &cfgParser{}
+	cfg := p.root(root)
+	if p.err != nil {
+		return nil, p.err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Validate checks names (non-empty, unique case-insensitively, addressable) and property
+// ranges. ParseConfig calls it; call it yourself on a hand-built Config.
+func (c *Config) Validate() error {
+	if len(c.UserConfig.Namespaces) > 1 {
+		return &ConfigError{Path: "UserConfig.Namespaces", Msg: "only one namespace is supported"}
+	}
+	switch c.UserConfig.Logging.Type {
+	case "", "File", "Console":
+	default:
+		return &ConfigError{Path: "UserConfig.Logging.Type", Msg: fmt.Sprintf("%q: must be \"File\" or \"Console\"", c.UserConfig.Logging.Type)}
+	}
+	for i, ns := range c.UserConfig.Namespaces {
+		base := fmt.Sprintf("UserConfig.Namespaces[%d]", i)
+		if ns.Name == "" {
+			return &ConfigError{Path: base + ".Name", Msg: "must not be empty"}
+		}
+		seen := map[string]string{}
+		for j, q := range ns.Queues {
+			qp := fmt.Sprintf("%s.Queues[%d]", base, j)
+			if err := checkName(qp+".Name", q.Name, seen); err != nil {
+				return err
+			}
+			if err := q.Properties.validate(qp + ".Properties"); err != nil {
+				return err
+			}
+		}
+		for j, t := range ns.Topics {
+			tp := fmt.Sprintf("%s.Topics[%d]", base, j)
+			if err := checkName(tp+".Name", t.Name, seen); err != nil {
+				return err
+			}
+			if err := t.validate(tp); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkName(path, name string, seen map[string]string) error {
+	if err := ValidateEntityName(name); err != nil {
+		return &ConfigError{Path: path, Msg: err.Error()}
+	}
+	key := strings.ToLower(name)
+	if prev, dup := seen[key]; dup {
+		return &ConfigError{Path: path, Msg: fmt.Sprintf("%q duplicates %s (names are case-insensitive)", name, prev)}
+	}
+	seen[key] = path
+	return nil
+}
+
+// ValidateEntityName checks a queue, topic, subscription or rule name: 1..260 characters of
+// letters, digits, '.', '-', '_' and '/', not starting or ending with '/'.
+func ValidateEntityName(name string) error {
+	if name == "" {
+		return errors.New("name must not be empty")
+	}
+	if len(name) > 260 {
+		return fmt.Errorf("name %.20q... is longer than 260 characters", name)
+	}
+	if name[0] == '/' || name[len(name)-1] == '/' || strings.Contains(name, "//") {
+		return fmt.Errorf("name %q: '/' must separate non-empty segments", name)
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '.' || r == '-' || r == '_' || r == '/'
+		if !ok {
+			return fmt.Errorf("name %q: character %q is not allowed (letters, digits, . - _ /)", name, r)
+		}
+	}
+	return nil
+}
+
+func (p QueueProperties) validate(path string) error {
+	if p.LockDuration < MinLockDuration || p.LockDuration > MaxLockDuration {
+		return rangeErr(path+".LockDuration", FormatISODuration(p.LockDuration), "PT1S", "PT5M")
+	}
+	if p.MaxDeliveryCount < MinMaxDeliveryCount || p.MaxDeliveryCount > MaxMaxDeliveryCount {
+		return rangeErr(path+".MaxDeliveryCount", fmt.Sprint(p.MaxDeliveryCount), fmt.Sprint(MinMaxDeliveryCount), fmt.Sprint(MaxMaxDeliveryCount))
+	}
+	if err := checkTTLAndWindow(path, p.DefaultMessageTimeToLive, p.DuplicateDetectionHistoryTimeWindow); err != nil {
+		return err
+	}
+	if p.RequiresSession {
+		return &ConfigError{Path: path + ".RequiresSession", Msg: "sessions are not supported yet"}
+	}
+	for _, f := range []struct{ name, v string }{{"ForwardTo", p.ForwardTo}, {"ForwardDeadLetteredMessagesTo", p.ForwardDeadLetteredMessagesTo}} {
+		if f.v != "" {
+			return &ConfigError{Path: path + "." + f.name, Msg: fmt.Sprintf("%q: auto-forwarding is not supported yet (leave it empty)", f.v)}
+		}
+	}
+	return nil
+}
+
+func (t TopicConfig) validate(path string) error {
+	tp := t.Properties
+	if err := checkTTLAndWindow(path+".Properties", tp.DefaultMessageTimeToLive, tp.DuplicateDetectionHistoryTimeWindow); err != nil {
+		return err
+	}
+	seen := map[string]string{}
+	for i, s := range t.Subscriptions {
+		sp := fmt.Sprintf("%s.Subscriptions[%d]", path, i)
+		if err := checkName(sp+".Name", s.Name, seen); err != nil {
+			return err
+		}
+		if strings.Contains(s.Name, "/") {
+			return &ConfigError{Path: sp + ".Name", Msg: fmt.Sprintf("%q: subscription names cannot contain '/'", s.Name)}
+		}
+		q := QueueProperties{
+			LockDuration: s.Properties.LockDuration, MaxDeliveryCount: s.Properties.MaxDeliveryCount,
+			DefaultMessageTimeToLive: s.Properties.DefaultMessageTimeToLive, RequiresSession: s.Properties.RequiresSession,
+			ForwardTo: s.Properties.ForwardTo, ForwardDeadLetteredMessagesTo: s.Properties.ForwardDeadLetteredMessagesTo,
+			DuplicateDetectionHistoryTimeWindow: MinDuplicateDetectionWindow,
+		}
+		if err := q.validate(sp + ".Properties"); err != nil {
+			return err
+		}
+		rules := map[string]string{}
+		for k, r := range s.Rules {
+			rp := fmt.Sprintf("%s.Rules[%d]", sp, k)
+			if err := checkName(rp+".Name", r.Name, rules); err != nil {
+				return err
+			}
+			if err := r.Properties.validate(rp + ".Properties"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r RuleProperties) validate(path string) error {
+	switch r.FilterType {
+	case FilterCorrelation:
+		if r.CorrelationFilter == nil {
+			return &ConfigError{Path: path + ".CorrelationFilter", Msg: "required when FilterType is \"Correlation\""}
+		}
+		if r.SQLFilter != nil {
+			return &ConfigError{Path: path + ".SqlFilter", Msg: "not allowed when FilterType is \"Correlation\""}
+		}
+	case FilterSQL:
+		if r.SQLFilter == nil || strings.TrimSpace(r.SQLFilter.SQLExpression) == "" {
+			return &ConfigError{Path: path + ".SqlFilter.SqlExpression", Msg: "required when FilterType is \"Sql\""}
+		}
+		if r.CorrelationFilter != nil {
+			return &ConfigError{Path: path + ".CorrelationFilter", Msg: "not allowed when FilterType is \"Sql\""}
+		}
+	default:
+		return &ConfigError{Path: path + ".FilterType", Msg: fmt.Sprintf("%q: must be \"Correlation\" or \"Sql\"", r.FilterType)}
+	}
+	return nil
+}
+
+// checkTTLAndWindow checks the two durations queues and topics share. (The parser already
+// rejected TTLs above MaxMessageTTLText.)
+func checkTTLAndWindow(path string, ttl, window time.Duration) error {
+	if ttl < MinMessageTTL {
+		return rangeErr(path+".DefaultMessageTimeToLive", FormatISODuration(ttl), "PT1S", MaxMessageTTLText)
+	}
+	if window < MinDuplicateDetectionWindow || window > MaxDuplicateDetectionWindow {
+		return rangeErr(path+".DuplicateDetectionHistoryTimeWindow", FormatISODuration(window), "PT5S", "P7D")
+	}
+	return nil
+}
+
+func rangeErr(path, got, lo, hi string) error {
+	return &ConfigError{Path: path, Msg: fmt.Sprintf("%s out of range: allowed %s..%s", got, lo, hi)}
+}
+
+// cfgParser walks the decoded JSON tree. It records the first error and turns every later
+// call into a no-op, so the walk reads straight-line.
+type cfgParser struct {
+	err error
+}
+
+func (p *cfgParser) fail(path, format string, args ...any) {
+	if p.err == nil {
+		p.err = &ConfigError{Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+}
+
+// object checks that v is an object whose keys are all in fields, and returns it.
+func (p *cfgParser) object(path string, v any, fields ...string) map[string]any {
+	if p.err != nil {
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		p.fail(path, "must be an object, got %s", jsonKind(v))
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		known := false
+		for _, f := range fields {
+			if k == f {
+				known = true
+				break
+			}
+		}
+		if !known {
+			p.fail(path+"."+k, "unknown field (known: %s)", strings.Join(fields, ", "))
+			return nil
+		}
+	}
+	return m
+}
+
+func (p *cfgParser) array(path string, v any) []any {
+	if p.err != nil || v == nil {
+		return nil
+	}
+	a, ok := v.([]any)
+	if !ok {
+		p.fail(path, "must be an array, got %s", jsonKind(v))
+	}
+	return a
+}
+
+func (p *cfgParser) str(path string, m map[string]any, key string, def string) string {
+	v, ok := m[key]
+	if p.err != nil || !ok || v == nil {
+		return def
+	}
+	s, ok := v.(string)
+	if !ok {
+		p.fail(path+"."+key, "must be a string, got %s", jsonKind(v))
+	}
+	return s
+}
+
+func (p *cfgParser) boolean(path string, m map[string]any, key string, def bool) bool {
+	v, ok := m[key]
+	if p.err != nil || !ok || v == nil {
+		return def
+	}
+	b, ok := v.(bool)
+	if !ok {
+		p.fail(path+"."+key, "must be true or false, got %s", jsonKind(v))
+	}
+	return b
+}
+
+func (p *cfgParser) integer(path string, m map[string]any, key string, def int) int {
+	v, ok := m[key]
+	if p.err != nil || !ok || v == nil {
+		return def
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		p.fail(path+"."+key, "must be an integer, got %s", jsonKind(v))
+		return def
+	}
+	i, err := n.Int64()
+	if err != nil || i < -1<<31 || i > 1<<31-1 {
+		p.fail(path+"."+key, "must be an integer, got %s", n)
+		return def
+	}
+	return int(i)
+}
+
+// duration reads an ISO-8601 duration; values longer than time.Duration become MaxDuration
+// when they do not exceed max (else an out-of-range error naming lo..max).
+func (p *cfgParser) duration(path string, m map[string]any, key string, def time.Duration) time.Duration {
+	s := p.str(path, m, key, "")
+	if p.err != nil || s == "" {
+		return def
+	}
+	d, err := parseISO(s)
+	if err != nil {
+		p.fail(path+"."+key, "%v", err)
+		return def
+	}
+	limit, _ := parseISO(MaxMessageTTLText)
+	if limit.less(d) {
+		p.fail(path+"."+key, "%s out of range: longest allowed is %s", s, MaxMessageTTLText)
+		return def
+	}
+	return d.duration()
+}
+
+func (p *cfgParser) root(v any) *Config {
+	cfg := &Config{}
+	top := p.object("$", v, "UserConfig")
+	if top == nil {
+		return cfg
+	}
+	if top["UserConfig"] == nil {
+		p.fail("UserConfig", "required")
+		return cfg
+	}
+	uc := p.object("UserConfig", top["UserConfig"], "Namespaces", "Logging")
+	if uc == nil {
+		return cfg
+	}
+	if lg, ok := uc["Logging"]; ok && lg != nil {
+		l := p.object("UserConfig.Logging", lg, "Type")
+		cfg.UserConfig.Logging.Type = p.str("UserConfig.Logging", l, "Type", "")
+	}
+	for i, nv := range p.array("UserConfig.Namespaces", uc["Namespaces"]) {
+		cfg.UserConfig.Namespaces = append(cfg.UserConfig.Namespaces, p.namespace(fmt.Sprintf("UserConfig.Namespaces[%d]", i), nv))
+	}
+	return cfg
+}
+
+func (p *cfgParser) namespace(path string, v any) NamespaceConfig {
+	m := p.object(path, v, "Name", "Queues", "Topics")
+	ns := NamespaceConfig{Name: p.str(path, m, "Name", "")}
+	for i, qv := range p.array(path+".Queues", m["Queues"]) {
+		qp := fmt.Sprintf("%s.Queues[%d]", path, i)
+		q := p.object(qp, qv, "Name", "Properties")
+		ns.Queues = append(ns.Queues, QueueConfig{Name: p.str(qp, q, "Name", ""), Properties: p.queueProps(qp+".Properties", q["Properties"])})
+	}
+	for i, tv := range p.array(path+".Topics", m["Topics"]) {
+		ns.Topics = append(ns.Topics, p.topic(fmt.Sprintf("%s.Topics[%d]", path, i), tv))
+	}
+	return ns
+}
+
+func (p *cfgParser) queueProps(path string, v any) QueueProperties {
+	d := DefaultQueueProperties()
+	if v == nil {
+		return d
+	}
+	m := p.object(path, v, "DeadLetteringOnMessageExpiration", "DefaultMessageTimeToLive",
+		"DuplicateDetectionHistoryTimeWindow", "ForwardDeadLetteredMessagesTo", "ForwardTo",
+		"LockDuration", "MaxDeliveryCount", "RequiresDuplicateDetection", "RequiresSession")
+	return QueueProperties{
+		LockDuration:                        p.duration(path, m, "LockDuration", d.LockDuration),
+		MaxDeliveryCount:                    p.integer(path, m, "MaxDeliveryCount", d.MaxDeliveryCount),
+		DefaultMessageTimeToLive:            p.duration(path, m, "DefaultMessageTimeToLive", d.DefaultMessageTimeToLive),
+		DeadLetteringOnMessageExpiration:    p.boolean(path, m, "DeadLetteringOnMessageExpiration", false),
+		RequiresDuplicateDetection:          p.boolean(path, m, "RequiresDuplicateDetection", false),
+		DuplicateDetectionHistoryTimeWindow: p.duration(path, m, "DuplicateDetectionHistoryTimeWindow", d.DuplicateDetectionHistoryTimeWindow),
+		RequiresSession:                     p.boolean(path, m, "RequiresSession", false),
+		ForwardTo:                           p.str(path, m, "ForwardTo", ""),
+		ForwardDeadLetteredMessagesTo:       p.str(path, m, "ForwardDeadLetteredMessagesTo", ""),
+	}
+}
+
+func (p *cfgParser) topic(path string, v any) TopicConfig {
+	d := DefaultQueueProperties()
+	m := p.object(path, v, "Name", "Properties", "Subscriptions")
+	t := TopicConfig{Name: p.str(path, m, "Name", "")}
+	t.Properties = TopicProperties{DefaultMessageTimeToLive: d.DefaultMessageTimeToLive, DuplicateDetectionHistoryTimeWindow: d.DuplicateDetectionHistoryTimeWindow}
+	if pv := m["Properties"]; pv != nil {
+		pp := path + ".Properties"
+		pm := p.object(pp, pv, "DefaultMessageTimeToLive", "DuplicateDetectionHistoryTimeWindow", "RequiresDuplicateDetection")
+		t.Properties = TopicProperties{
+			DefaultMessageTimeToLive:            p.duration(pp, pm, "DefaultMessageTimeToLive", d.DefaultMessageTimeToLive),
+			DuplicateDetectionHistoryTimeWindow: p.duration(pp, pm, "DuplicateDetectionHistoryTimeWindow", d.DuplicateDetectionHistoryTimeWindow),
+			RequiresDuplicateDetection:          p.boolean(pp, pm, "RequiresDuplicateDetection", false),
+		}
+	}
+	for i, sv := range p.array(path+".Subscriptions", m["Subscriptions"]) {
+		t.Subscriptions = append(t.Subscriptions, p.subscription(fmt.Sprintf("%s.Subscriptions[%d]", path, i), sv))
+	}
+	return t
+}
+
+func (p *cfgParser) subscription(path string, v any) SubscriptionConfig {
+	d := DefaultQueueProperties()
+	m := p.object(path, v, "Name", "Properties", "Rules")
+	s := SubscriptionConfig{Name: p.str(path, m, "Name", "")}
+	s.Properties = SubscriptionProperties{LockDuration: d.LockDuration, MaxDeliveryCount: d.MaxDeliveryCount, DefaultMessageTimeToLive: d.DefaultMessageTimeToLive}
+	if pv := m["Properties"]; pv != nil {
+		pp := path + ".Properties"
+		pm := p.object(pp, pv, "DeadLetteringOnMessageExpiration", "DefaultMessageTimeToLive",
+			"ForwardDeadLetteredMessagesTo", "ForwardTo", "LockDuration", "MaxDeliveryCount", "RequiresSession")
+		s.Properties = SubscriptionProperties{
+			DeadLetteringOnMessageExpiration: p.boolean(pp, pm, "DeadLetteringOnMessageExpiration", false),
+			DefaultMessageTimeToLive:         p.duration(pp, pm, "DefaultMessageTimeToLive", d.DefaultMessageTimeToLive),
+			LockDuration:                     p.duration(pp, pm, "LockDuration", d.LockDuration),
+			MaxDeliveryCount:                 p.integer(pp, pm, "MaxDeliveryCount", d.MaxDeliveryCount),
+			ForwardTo:                        p.str(pp, pm, "ForwardTo", ""),
+			ForwardDeadLetteredMessagesTo:    p.str(pp, pm, "ForwardDeadLetteredMessagesTo", ""),
+			RequiresSession:                  p.boolean(pp, pm, "RequiresSession", false),
+		}
+	}
+	for i, rv := range p.array(path+".Rules", m["Rules"]) {
+		s.Rules = append(s.Rules, p.rule(fmt.Sprintf("%s.Rules[%d]", path, i), rv))
+	}
+	return s
+}
+
+func (p *cfgParser) rule(path string, v any) RuleConfig {
+	m := p.object(path, v, "Name", "Properties")
+	r := RuleConfig{Name: p.str(path, m, "Name", "")}
+	pp := path + ".Properties"
+	pm := p.object(pp, m["Properties"], "FilterType", "CorrelationFilter", "SqlFilter", "Action")
+	r.Properties.FilterType = p.str(pp, pm, "FilterType", "")
+	if cv := pm["CorrelationFilter"]; cv != nil {
+		cp := pp + ".CorrelationFilter"
+		cm := p.object(cp, cv, "ContentType", "CorrelationId", "Label", "MessageId", "ReplyTo",
+			"ReplyToSessionId", "SessionId", "To", "Properties")
+		cf := &CorrelationFilter{
+			ContentType: p.str(cp, cm, "ContentType", ""), CorrelationID: p.str(cp, cm, "CorrelationId", ""),
+			Label: p.str(cp, cm, "Label", ""), MessageID: p.str(cp, cm, "MessageId", ""),
+			ReplyTo: p.str(cp, cm, "ReplyTo", ""), ReplyToSessionID: p.str(cp, cm, "ReplyToSessionId", ""),
+			SessionID: p.str(cp, cm, "SessionId", ""), To: p.str(cp, cm, "To", ""),
+		}
+		if pv, ok := cm["Properties"]; ok && pv != nil && p.err == nil {
+			props, ok := pv.(map[string]any)
+			if !ok {
+				p.fail(cp+".Properties", "must be an object, got %s", jsonKind(pv))
+			}
+			cf.Properties = make(map[string]any, len(props))
+			for k, val := range props {
+				cf.Properties[k] = p.scalar(cp+".Properties."+k, val)
+			}
+		}
+		r.Properties.CorrelationFilter = cf
+	}
+	for _, key := range []string{"SqlFilter", "Action"} {
+		sv := pm[key]
+		if sv == nil {
+			continue
+		}
+		sp := pp + "." + key
+		sm := p.object(sp, sv, "SqlExpression")
+		e := &SQLExpression{SQLExpression: p.str(sp, sm, "SqlExpression", "")}
+		if key == "SqlFilter" {
+			r.Properties.SQLFilter = e
+		} else {
+			r.Properties.Action = e
+		}
+	}
+	return r
+}
+
+// scalar converts a correlation-filter property value: string, bool, int64 or float64.
+func (p *cfgParser) scalar(path string, v any) any {
+	switch v := v.(type) {
+	case string, bool:
+		return v
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, err := v.Float64()
+		if err != nil {
+			p.fail(path, "bad number %s", v)
+		}
+		return f
+	default:
+		p.fail(path, "must be a string, number or boolean, got %s", jsonKind(v))
+		return nil
+	}
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}

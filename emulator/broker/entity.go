@@ -1,0 +1,732 @@
+package broker
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/Azure/go-amqp"
+)
+
+// EntityKind says what an Entity is.
+type EntityKind int
+
+const (
+	KindQueue           EntityKind = iota // a queue: Send target and receivable
+	KindDeadLetterQueue                   // a "<entity>/$DeadLetterQueue" subqueue: receivable only
+	KindSubscription                      // reserved for topic subscriptions
+)
+
+// ReceiveMode is the settlement mode of a receive.
+type ReceiveMode int
+
+const (
+	PeekLock         ReceiveMode = iota // lock the message; the receiver settles it later
+	ReceiveAndDelete                    // remove the message as it is handed out
+)
+
+// MessageState is the value of the x-opt-message-state annotation.
+type MessageState int32
+
+const (
+	MessageStateActive    MessageState = 0
+	MessageStateDeferred  MessageState = 1
+	MessageStateScheduled MessageState = 2 // reserved: scheduled messages are not implemented yet
+)
+
+// Annotation keys the broker owns.
+const (
+	AnnotationSequenceNumber   = "x-opt-sequence-number"
+	AnnotationEnqueuedTime     = "x-opt-enqueued-time"
+	AnnotationLockedUntil      = "x-opt-locked-until"
+	AnnotationMessageState     = "x-opt-message-state"
+	AnnotationLockToken        = "x-opt-lock-token" // a delivery annotation
+	AnnotationDeadLetterSource = "x-opt-deadletter-source"
+	AnnotationScheduledTime    = "x-opt-scheduled-enqueue-time"
+)
+
+// Application properties set on dead-lettered messages, and the reason the broker uses.
+const (
+	PropDeadLetterReason           = "DeadLetterReason"
+	PropDeadLetterErrorDescription = "DeadLetterErrorDescription"
+	ReasonMaxDeliveryCountExceeded = "MaxDeliveryCountExceeded"
+)
+
+// Delivery is one message handed to a receiver. Message is a fresh copy the caller owns (it
+// may marshal or mutate it): broker annotations set (x-opt-sequence-number int64,
+// x-opt-enqueued-time time.Time, x-opt-locked-until time.Time in PeekLock, x-opt-message-state
+// int32 when not active), Header.DeliveryCount = prior deliveries, Properties non-nil, and in
+// PeekLock DeliveryAnnotations["x-opt-lock-token"] = LockToken and DeliveryTag =
+// LockTokenTag(LockToken), the 16-byte delivery-tag the SDK reads the lock token from.
+type Delivery struct {
+	Message        *amqp.Message
+	LockToken      amqp.UUID // zero in ReceiveAndDelete
+	SequenceNumber int64
+	LockedUntil    time.Time // zero in ReceiveAndDelete
+}
+
+// Counters count operations on one entity since it was created.
+type Counters struct {
+	Sent, Received, Peeked                   uint64
+	Completed, Abandoned, Deferred, Released uint64
+	DeadLettered                             uint64 // explicit dead-letters and MaxDeliveryCount moves
+	LockExpired, LockRenewed                 uint64
+}
+
+// EntityStats is a snapshot of one entity. Active counts messages in the active state,
+// locked or not (as Azure's ActiveMessageCount does); Locked counts locked messages of any
+// state; DeadLettered counts the messages in the entity's dead-letter subqueue.
+type EntityStats struct {
+	Path                                              string
+	Kind                                              EntityKind
+	Active, Locked, Deferred, Scheduled, DeadLettered int
+	Counters                                          Counters
+}
+
+// Entity is a receivable entity: a queue or a dead-letter subqueue. Its methods are safe for
+// concurrent use and never block beyond the entity's mutex. Lock tokens are valid on any
+// link or connection: settlement looks them up per entity.
+type Entity struct {
+	path   string
+	kind   EntityKind
+	props  QueueProperties
+	clock  Clock
+	log    *slog.Logger
+	dlq    *Entity        // the dead-letter subqueue; nil for a subqueue. Immutable.
+	timers sync.WaitGroup // one count per armed lock timer; shutdown waits for running callbacks
+
+	mu      sync.Mutex // guards the fields below and every record in msgs
+	gone    error      // set by shutdown: ErrClosed or a wrapped ErrEntityNotFound
+	nextSeq int64      // last sequence number assigned
+	msgs    map[int64]*record
+	ready   seqHeap // sequence numbers of available messages, exactly those with inReady set
+	locks   map[amqp.UUID]*record
+	wake    chan struct{} // closed by notifyLocked; nil when nobody waits
+	count   Counters
+}
+
+// record is one stored message. Its fields are guarded by the mutex of the entity whose msgs
+// map holds it (ownership moves with the record to the dead-letter subqueue).
+type record struct {
+	seq     int64
+	msg     *amqp.Message // broker-owned; never handed out in PeekLock
+	state   MessageState
+	count   uint32 // failed deliveries so far: the header's delivery-count
+	inReady bool   // in the entity's ready heap
+
+	locked bool
+	token  amqp.UUID
+	until  time.Time
+	timer  Timer
+}
+
+func newEntity(path string, kind EntityKind, p QueueProperties, c Clock, log *slog.Logger) *Entity {
+	return &Entity{
+		path: path, kind: kind, props: p, clock: c, log: log.With("entity", path),
+		msgs: make(map[int64]*record), locks: make(map[amqp.UUID]*record),
+	}
+}
+
+// Path returns the entity's path as created (e.g. "orders" or "orders/$DeadLetterQueue").
+func (e *Entity) Path() string { return e.path }
+
+// Kind returns what the entity is.
+func (e *Entity) Kind() EntityKind { return e.kind }
+
+// LockDuration returns how long a PeekLock lock lasts before it must be renewed.
+func (e *Entity) LockDuration() time.Duration { return e.props.LockDuration }
+
+// Properties returns the entity's properties.
+func (e *Entity) Properties() QueueProperties { return e.props }
+
+// Err returns nil while the entity is usable, and afterwards why it is not: ErrClosed after
+// Broker.Close, a wrapped ErrEntityNotFound after DeleteQueue. Receive loops check it when
+// Available wakes them with nothing to receive.
+func (e *Entity) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gone
+}
+
+// DeadLetterQueue returns the entity's dead-letter subqueue, or nil for a subqueue.
+func (e *Entity) DeadLetterQueue() *Entity { return e.dlq }
+
+// Receive takes up to max available messages in sequence order without blocking (none ⇒
+// nil). PeekLock locks them for LockDuration; ReceiveAndDelete removes them.
+func (e *Entity) Receive(max int, mode ReceiveMode) []Delivery {
+	if max <= 0 {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil || e.ready.Len() == 0 {
+		return nil
+	}
+	out := make([]Delivery, 0, min(max, e.ready.Len()))
+	t := now(e.clock)
+	for len(out) < max && e.ready.Len() > 0 {
+		r := e.msgs[e.ready.pop()]
+		r.inReady = false
+		out = append(out, e.deliverLocked(r, mode, t))
+	}
+	e.count.Received += uint64(len(out))
+	return out
+}
+
+// Available returns a channel that is closed the next time messages may have become
+// available (send, abandon, release, lock expiry, entity closed). It is already closed when
+// messages are available now. Callers call Receive, and when it returns nothing wait on a
+// fresh Available channel (broadcast: every waiter wakes).
+func (e *Entity) Available() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil || e.ready.Len() > 0 {
+		return closedChan
+	}
+	if e.wake == nil {
+		e.wake = make(chan struct{})
+	}
+	return e.wake
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Complete removes the locked message. Unknown or expired token ⇒ ErrLockLost.
+func (e *Entity) Complete(token amqp.UUID) error {
+	return e.settle("complete", token, func(r *record) {
+		delete(e.msgs, r.seq)
+		e.count.Completed++
+	})
+}
+
+// Abandon unlocks the message, applies propertiesToModify to its application properties and
+// counts a failed delivery: it becomes available again (a deferred message stays deferred),
+// or moves to the dead-letter subqueue when the count reaches MaxDeliveryCount.
+func (e *Entity) Abandon(token amqp.UUID, propertiesToModify map[string]any) error {
+	return e.settle("abandon", token, func(r *record) {
+		applyProps(r.msg, propertiesToModify)
+		e.count.Abandoned++
+		e.failedDeliveryLocked(r)
+	})
+}
+
+// Defer unlocks the message and sets it Deferred: from now on only ReceiveDeferred reaches
+// it. propertiesToModify are applied to its application properties. The delivery count is
+// unchanged.
+func (e *Entity) Defer(token amqp.UUID, propertiesToModify map[string]any) error {
+	return e.settle("defer", token, func(r *record) {
+		applyProps(r.msg, propertiesToModify)
+		r.state = MessageStateDeferred
+		e.count.Deferred++
+	})
+}
+
+// DeadLetter moves the message to the dead-letter subqueue with application properties
+// DeadLetterReason and DeadLetterErrorDescription plus propertiesToModify. On a dead-letter
+// subqueue itself the message stays there (properties updated) and becomes available again.
+func (e *Entity) DeadLetter(token amqp.UUID, reason, description string, propertiesToModify map[string]any) error {
+	return e.settle("dead-letter", token, func(r *record) {
+		applyProps(r.msg, propertiesToModify)
+		e.count.DeadLettered++
+		e.deadLetterLocked(r, reason, description)
+	})
+}
+
+// Release unlocks the message without counting a delivery; an active message becomes
+// available again at once.
+func (e *Entity) Release(token amqp.UUID) error {
+	return e.settle("release", token, func(r *record) {
+		e.count.Released++
+		if r.state == MessageStateActive {
+			e.readyLocked(r)
+		}
+	})
+}
+
+// RenewLock extends the lock to now + LockDuration and returns the new locked-until time.
+// Unknown, expired or settled token ⇒ ErrLockLost.
+func (e *Entity) RenewLock(token amqp.UUID) (time.Time, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.lockedLocked("renew lock", token)
+	if err != nil {
+		return time.Time{}, err
+	}
+	e.disarmLocked(r)
+	r.until = now(e.clock).Add(e.props.LockDuration)
+	e.armLocked(r)
+	e.count.LockRenewed++
+	return r.until, nil
+}
+
+// Peek returns copies of up to max messages with sequence number ≥ fromSequenceNumber, in
+// order, in any state (locked, deferred with x-opt-message-state 1, later scheduled with 2),
+// without locking them.
+func (e *Entity) Peek(fromSequenceNumber int64, max int) []*amqp.Message {
+	if max <= 0 {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return nil
+	}
+	seqs := make([]int64, 0, min(len(e.msgs), 256))
+	for s := range e.msgs {
+		if s >= fromSequenceNumber {
+			seqs = append(seqs, s)
+		}
+	}
+	slices.Sort(seqs)
+	if len(seqs) > max {
+		seqs = seqs[:max]
+	}
+	out := make([]*amqp.Message, len(seqs))
+	for i, s := range seqs {
+		out[i] = e.viewLocked(e.msgs[s])
+	}
+	e.count.Peeked += uint64(len(out))
+	return out
+}
+
+// ReceiveDeferred locks (PeekLock) or removes (ReceiveAndDelete) deferred messages by
+// sequence number and returns them in the order asked (duplicates once). If any number is
+// not an unlocked deferred message of this entity it returns an error wrapping
+// ErrMessageNotFound that names the numbers, and changes nothing.
+func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return nil, fmt.Errorf("broker: receive deferred on %q: %w", e.path, e.gone)
+	}
+	var missing []int64
+	for _, s := range seqs {
+		r := e.msgs[s]
+		if r == nil || r.state != MessageStateDeferred || r.locked {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("broker: receive deferred on %q: sequence numbers %v are not deferred messages of this entity (or are locked): %w",
+			e.path, missing, ErrMessageNotFound)
+	}
+	t := now(e.clock)
+	out := make([]Delivery, 0, len(seqs))
+	for _, s := range seqs {
+		r := e.msgs[s]
+		if r == nil || r.locked { // a duplicate already handed out above
+			continue
+		}
+		out = append(out, e.deliverLocked(r, mode, t))
+	}
+	e.count.Received += uint64(len(out))
+	return out, nil
+}
+
+// Stats returns the entity's message counts and counters.
+func (e *Entity) Stats() EntityStats {
+	e.mu.Lock()
+	st := EntityStats{Path: e.path, Kind: e.kind, Counters: e.count}
+	for _, r := range e.msgs {
+		switch r.state {
+		case MessageStateActive:
+			st.Active++
+		case MessageStateDeferred:
+			st.Deferred++
+		case MessageStateScheduled:
+			st.Scheduled++
+		}
+		if r.locked {
+			st.Locked++
+		}
+	}
+	e.mu.Unlock()
+	if e.dlq != nil { // after releasing e.mu: stats never hold two entity locks
+		e.dlq.mu.Lock()
+		st.DeadLettered = len(e.dlq.msgs)
+		e.dlq.mu.Unlock()
+	}
+	return st
+}
+
+// enqueue stores new messages (Broker.Send).
+func (e *Entity) enqueue(msgs []*amqp.Message) error {
+	for i, m := range msgs {
+		if m == nil {
+			return fmt.Errorf("broker: send to %q: message %d is nil: %w", e.path, i, ErrInvalidMessage)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return fmt.Errorf("broker: send to %q: %w", e.path, e.gone)
+	}
+	t := now(e.clock)
+	for _, m := range msgs {
+		e.nextSeq++
+		prepareStored(m, e.nextSeq, t)
+		r := &record{seq: e.nextSeq, msg: m}
+		e.msgs[r.seq] = r
+		r.inReady = true
+		e.ready.push(r.seq)
+	}
+	e.count.Sent += uint64(len(msgs))
+	e.notifyLocked()
+	return nil
+}
+
+// prepareStored stamps a message entering the broker and strips keys the broker owns.
+func prepareStored(m *amqp.Message, seq int64, t time.Time) {
+	m.Format = 0
+	m.DeliveryTag = nil
+	if m.Annotations == nil {
+		m.Annotations = make(amqp.Annotations, 2)
+	}
+	delete(m.Annotations, AnnotationLockedUntil)
+	delete(m.Annotations, AnnotationMessageState)
+	m.Annotations[AnnotationSequenceNumber] = seq
+	m.Annotations[AnnotationEnqueuedTime] = t
+	delete(m.DeliveryAnnotations, AnnotationLockToken)
+	if m.Properties == nil {
+		m.Properties = &amqp.MessageProperties{}
+	}
+	if m.Properties.MessageID == nil {
+		m.Properties.MessageID = newUUID().String()
+	}
+}
+
+// deliverLocked hands r out: PeekLock locks it and returns a copy; ReceiveAndDelete removes
+// it and returns the stored message itself (nobody else can see it any more).
+func (e *Entity) deliverLocked(r *record, mode ReceiveMode, t time.Time) Delivery {
+	if mode == ReceiveAndDelete {
+		delete(e.msgs, r.seq)
+		decorate(r.msg, r, false)
+		return Delivery{Message: r.msg, SequenceNumber: r.seq}
+	}
+	r.locked = true
+	r.token = newUUID()
+	r.until = t.Add(e.props.LockDuration)
+	e.locks[r.token] = r
+	e.armLocked(r)
+	m := copyMessage(r.msg)
+	decorate(m, r, true)
+	tag := LockTokenTag(r.token)
+	m.DeliveryTag = tag[:]
+	return Delivery{Message: m, LockToken: r.token, SequenceNumber: r.seq, LockedUntil: r.until}
+}
+
+// viewLocked returns a copy of r for Peek.
+func (e *Entity) viewLocked(r *record) *amqp.Message {
+	m := copyMessage(r.msg)
+	decorate(m, r, false)
+	return m
+}
+
+// decorate sets the per-delivery broker fields on m (a copy, or a removed record's message).
+func decorate(m *amqp.Message, r *record, withToken bool) {
+	if m.Header == nil {
+		m.Header = &amqp.MessageHeader{Priority: 4}
+	}
+	m.Header.DeliveryCount = r.count
+	if r.locked {
+		m.Annotations[AnnotationLockedUntil] = r.until
+	}
+	if r.state != MessageStateActive {
+		m.Annotations[AnnotationMessageState] = int32(r.state)
+	}
+	if withToken {
+		if m.DeliveryAnnotations == nil {
+			m.DeliveryAnnotations = make(amqp.Annotations, 1)
+		}
+		m.DeliveryAnnotations[AnnotationLockToken] = r.token
+	}
+}
+
+// settle runs f on the record locked by token after unlocking it, then wakes waiters.
+func (e *Entity) settle(op string, token amqp.UUID, f func(r *record)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.lockedLocked(op, token)
+	if err != nil {
+		return err
+	}
+	e.unlockLocked(r)
+	f(r)
+	e.notifyLocked()
+	return nil
+}
+
+// lockedLocked finds the record locked by token, expiring it first when its time is up (a
+// real clock's timer may lag the deadline).
+func (e *Entity) lockedLocked(op string, token amqp.UUID) (*record, error) {
+	if e.gone != nil {
+		return nil, fmt.Errorf("broker: %s on %q: %w", op, e.path, e.gone)
+	}
+	r, ok := e.locks[token]
+	if !ok {
+		return nil, fmt.Errorf("broker: %s on %q: lock token %s is unknown, expired or settled: %w", op, e.path, token, ErrLockLost)
+	}
+	if !now(e.clock).Before(r.until) {
+		e.expireLocked(r)
+		return nil, fmt.Errorf("broker: %s on %q: lock token %s expired at %s: %w", op, e.path, token, r.until.Format(time.RFC3339Nano), ErrLockLost)
+	}
+	return r, nil
+}
+
+// armLocked starts r's lock timer. Each armed timer holds one count of e.timers, released by
+// the callback or by a successful Stop in disarmLocked.
+func (e *Entity) armLocked(r *record) {
+	tok := r.token
+	e.timers.Add(1)
+	r.timer = e.clock.AfterFunc(r.until.Sub(e.clock.Now()), func() {
+		defer e.timers.Done()
+		e.expireToken(tok)
+	})
+}
+
+func (e *Entity) disarmLocked(r *record) {
+	if r.timer != nil && r.timer.Stop() {
+		e.timers.Done()
+	}
+	r.timer = nil
+}
+
+// expireToken is the lock timer callback. It looks the token up in this entity's own table,
+// so a stale timer whose record was settled or moved never touches that record.
+func (e *Entity) expireToken(tok amqp.UUID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return
+	}
+	if r, ok := e.locks[tok]; ok {
+		e.expireLocked(r)
+	}
+}
+
+func (e *Entity) expireLocked(r *record) {
+	e.unlockLocked(r)
+	e.count.LockExpired++
+	e.log.Debug("lock expired", "sequenceNumber", r.seq, "deliveryCount", r.count+1)
+	e.failedDeliveryLocked(r)
+	e.notifyLocked()
+}
+
+func (e *Entity) unlockLocked(r *record) {
+	e.disarmLocked(r)
+	delete(e.locks, r.token)
+	r.locked = false
+	r.token = amqp.UUID{}
+	r.until = time.Time{}
+}
+
+// failedDeliveryLocked counts a delivery that ended without settlement (abandon, lock
+// expiry): dead-letter at MaxDeliveryCount, else make an active message available again.
+func (e *Entity) failedDeliveryLocked(r *record) {
+	r.count++
+	if e.dlq != nil && int(r.count) >= e.props.MaxDeliveryCount {
+		e.deadLetterLocked(r, ReasonMaxDeliveryCountExceeded,
+			fmt.Sprintf("Message could not be consumed after %d delivery attempts.", r.count))
+		return
+	}
+	if r.state == MessageStateActive {
+		e.readyLocked(r)
+	}
+}
+
+// deadLetterLocked moves an unlocked record to the dead-letter subqueue, keeping its sequence
+// number and enqueued time, resetting its delivery count, and making it active there.
+func (e *Entity) deadLetterLocked(r *record, reason, description string) {
+	m := r.msg
+	if m.ApplicationProperties == nil {
+		m.ApplicationProperties = make(map[string]any, 2)
+	}
+	m.ApplicationProperties[PropDeadLetterReason] = reason
+	m.ApplicationProperties[PropDeadLetterErrorDescription] = description
+	if e.dlq == nil { // already in a dead-letter subqueue: it stays here, available again
+		r.state = MessageStateActive
+		e.readyLocked(r)
+		return
+	}
+	delete(e.msgs, r.seq)
+	m.Annotations[AnnotationDeadLetterSource] = e.path
+	r.count = 0
+	r.state = MessageStateActive
+	e.log.Debug("message dead-lettered", "sequenceNumber", r.seq, "reason", reason)
+	e.dlq.adopt(r)
+}
+
+// adopt stores a record moved from the parent entity (whose lock the caller holds).
+func (e *Entity) adopt(r *record) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return // the subqueue is being deleted with its parent
+	}
+	e.msgs[r.seq] = r
+	e.count.Sent++
+	e.readyLocked(r)
+	e.notifyLocked()
+}
+
+func (e *Entity) readyLocked(r *record) {
+	if !r.inReady {
+		r.inReady = true
+		e.ready.push(r.seq)
+	}
+}
+
+func (e *Entity) notifyLocked() {
+	if e.wake != nil {
+		close(e.wake)
+		e.wake = nil
+	}
+}
+
+// shutdown stops the entity for good (Close, DeleteQueue): every lock timer is stopped and
+// every Available waiter woken; later calls fail with err. It waits for lock-timer callbacks
+// already running, then shuts the dead-letter subqueue down.
+func (e *Entity) shutdown(err error) {
+	e.mu.Lock()
+	if e.gone == nil {
+		e.gone = err
+		for _, r := range e.locks {
+			e.disarmLocked(r)
+		}
+		e.notifyLocked()
+	}
+	e.mu.Unlock()
+	e.timers.Wait()
+	if e.dlq != nil {
+		e.dlq.shutdown(err)
+	}
+}
+
+func applyProps(m *amqp.Message, props map[string]any) {
+	if len(props) == 0 {
+		return
+	}
+	if m.ApplicationProperties == nil {
+		m.ApplicationProperties = make(map[string]any, len(props))
+	}
+	maps.Copy(m.ApplicationProperties, props)
+}
+
+// copyMessage returns a copy of m whose maps, header, properties and data the caller owns.
+// Values inside maps (and Sequence/Value bodies) are shared: they are immutable in practice.
+func copyMessage(src *amqp.Message) *amqp.Message {
+	m := &amqp.Message{
+		Format:                src.Format,
+		DeliveryAnnotations:   cloneAnnotations(src.DeliveryAnnotations, 1),
+		Annotations:           cloneAnnotations(src.Annotations, 2),
+		ApplicationProperties: maps.Clone(src.ApplicationProperties),
+		Value:                 src.Value,
+		Sequence:              slices.Clone(src.Sequence),
+		Footer:                cloneAnnotations(src.Footer, 0),
+	}
+	if src.Header != nil {
+		h := *src.Header
+		m.Header = &h
+	}
+	if src.Properties != nil {
+		p := *src.Properties
+		m.Properties = &p
+	}
+	if len(src.Data) > 0 {
+		n := 0
+		for _, d := range src.Data {
+			n += len(d)
+		}
+		buf := make([]byte, 0, n)
+		m.Data = make([][]byte, len(src.Data))
+		for i, d := range src.Data {
+			start := len(buf)
+			buf = append(buf, d...)
+			m.Data[i] = buf[start:len(buf):len(buf)]
+		}
+	}
+	return m
+}
+
+func cloneAnnotations(a amqp.Annotations, extra int) amqp.Annotations {
+	if a == nil {
+		if extra == 0 {
+			return nil
+		}
+		return make(amqp.Annotations, extra)
+	}
+	c := make(amqp.Annotations, len(a)+extra)
+	maps.Copy(c, a)
+	return c
+}
+
+// LockTokenTag returns the delivery-tag for a lock token: the UUID in .NET GUID byte order
+// (bytes 0-3 reversed, 4-5 and 6-7 swapped), which the SDK converts back to RFC order.
+func LockTokenTag(token amqp.UUID) [16]byte {
+	t := token
+	t[0], t[1], t[2], t[3] = token[3], token[2], token[1], token[0]
+	t[4], t[5] = token[5], token[4]
+	t[6], t[7] = token[7], token[6]
+	return t
+}
+
+// LockTokenFromTag is the inverse of LockTokenTag; ok is false unless tag has 16 bytes.
+func LockTokenFromTag(tag []byte) (token amqp.UUID, ok bool) {
+	if len(tag) != 16 {
+		return amqp.UUID{}, false
+	}
+	return LockTokenTag(amqp.UUID(tag)), true // the swap is its own inverse
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() amqp.UUID {
+	var u amqp.UUID
+	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+// seqHeap is a min-heap of sequence numbers.
+type seqHeap struct{ s []int64 }
+
+func (h *seqHeap) Len() int { return len(h.s) }
+
+func (h *seqHeap) push(v int64) {
+	h.s = append(h.s, v)
+	i := len(h.s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if h.s[p] <= h.s[i] {
+			break
+		}
+		h.s[p], h.s[i] = h.s[i], h.s[p]
+		i = p
+	}
+}
+
+func (h *seqHeap) pop() int64 {
+	top := h.s[0]
+	last := len(h.s) - 1
+	h.s[0] = h.s[last]
+	h.s = h.s[:last]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && h.s[l] < h.s[m] {
+			m = l
+		}
+		if r < last && h.s[r] < h.s[m] {
+			m = r
+		}
+		if m == i {
+			return top
+		}
+		h.s[i], h.s[m] = h.s[m], h.s[i]
+		i = m
+	}
+}

@@ -1,0 +1,530 @@
+// Package mgmt answers the Service Bus request/response operations the emulator serves:
+// CBS put-token on "$cbs" and the "com.microsoft:*" operations on "<entity>/$management".
+//
+// The connection engine decodes each request transfer into a go-amqp *amqp.Message, calls CBS
+// or Management, and sends the returned reply settled on the link whose address matches the
+// request's reply-to. Handler methods are safe for concurrent use, never block beyond the
+// broker's entity locks, and always return a reply (never nil): failures are status codes.
+//
+// Replies carry properties.correlation-id = the request's message-id as a string, int32
+// status codes under both "statusCode" and "status-code", descriptions under both
+// "statusDescription" and "status-description", and, on errors, the condition under both
+// "errorCondition" and "error-condition". Status codes follow what the azservicebus SDK
+// treats as fatal where a retry cannot help: 404 for unknown operations and entities, 410 for
+// lost locks, 400 for malformed bodies.
+package mgmt
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/Azure/go-amqp"
+
+	"github.com/holdfast-dev/holdfast/emulator/broker"
+)
+
+// Operation names (application property "operation").
+const (
+	OpPutToken               = "put-token"
+	OpRenewLock              = "com.microsoft:renew-lock"
+	OpPeekMessage            = "com.microsoft:peek-message"
+	OpReceiveBySequence      = "com.microsoft:receive-by-sequence-number"
+	OpUpdateDisposition      = "com.microsoft:update-disposition"
+	OpScheduleMessage        = "com.microsoft:schedule-message"
+	OpCancelScheduledMessage = "com.microsoft:cancel-scheduled-message"
+	OpRenewSessionLock       = "com.microsoft:renew-session-lock"
+	OpGetSessionState        = "com.microsoft:get-session-state"
+	OpSetSessionState        = "com.microsoft:set-session-state"
+	OpGetMessageSessions     = "com.microsoft:get-message-sessions"
+)
+
+// Error conditions put in replies.
+const (
+	CondMessageNotFound = "com.microsoft:message-not-found"
+	CondLockLost        = "com.microsoft:message-lock-lost"
+	CondEntityNotFound  = "com.microsoft:entity-not-found"
+	CondNotImplemented  = "amqp:not-implemented"
+	CondInvalidField    = "amqp:invalid-field"
+	CondInternalError   = "amqp:internal-error"
+)
+
+// MaxPeekCount caps message-count of one peek, as Azure does.
+const MaxPeekCount = 250
+
+// Options configure New. A nil *Options means all defaults.
+type Options struct {
+	Logger *slog.Logger // nil ⇒ discard
+}
+
+// Handler answers CBS and management requests against one broker.
+type Handler struct {
+	b   *broker.Broker
+	log *slog.Logger
+}
+
+// New returns a Handler for b.
+func New(b *broker.Broker, opts *Options) *Handler {
+	h := &Handler{b: b}
+	if opts != nil {
+		h.log = opts.Logger
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return h
+}
+
+// status is a reply outcome: a code, a description and, for errors, a condition.
+type status struct {
+	code int32
+	desc string
+	cond string
+}
+
+var ok200 = status{code: 200, desc: "OK"}
+
+func badRequest(format string, args ...any) status {
+	return status{code: 400, desc: fmt.Sprintf(format, args...), cond: CondInvalidField}
+}
+
+// CBS answers one $cbs request. Only put-token is supported; tokens are not validated. The
+// audience ("name") may be "amqp://host:port/<path>", "sb://host:port/<path>" or a bare
+// path; 200 when the broker knows the path, 404 otherwise.
+func (h *Handler) CBS(req *amqp.Message) *amqp.Message {
+	op, _ := appString(req, "operation")
+	if op != OpPutToken {
+		return reply(req, status{code: 404, desc: fmt.Sprintf("unsupported $cbs operation %q (only put-token)", op), cond: CondNotImplemented}, nil)
+	}
+	aud, ok := appString(req, "name")
+	if !ok || aud == "" {
+		return reply(req, badRequest("put-token: application property \"name\" (the audience) is missing or not a string"), nil)
+	}
+	path := audiencePath(aud)
+	if !h.b.Known(path) {
+		h.log.Debug("put-token for unknown entity", "audience", aud)
+		return reply(req, status{code: 404, desc: fmt.Sprintf("The messaging entity '%s' could not be found.", path), cond: CondEntityNotFound}, nil)
+	}
+	return reply(req, status{code: 200, desc: "OK"}, nil)
+}
+
+// audiencePath strips "scheme://host[:port]/" from a CBS audience.
+func audiencePath(aud string) string {
+	if _, rest, ok := strings.Cut(aud, "://"); ok {
+		if _, p, ok := strings.Cut(rest, "/"); ok {
+			return p
+		}
+		return ""
+	}
+	return strings.TrimPrefix(aud, "/")
+}
+
+// Management answers one request sent to "<entityPath>/$management" (entityPath is the link
+// address without the suffix).
+func (h *Handler) Management(entityPath string, req *amqp.Message) *amqp.Message {
+	op, _ := appString(req, "operation")
+	out, st := h.management(entityPath, op, req)
+	if st.code >= 400 {
+		h.log.Debug("management request failed", "entity", entityPath, "operation", op, "status", st.code, "description", st.desc)
+	}
+	return reply(req, st, out)
+}
+
+// operation is one supported management operation; body is the request's amqp-value map.
+type operation func(h *Handler, e *broker.Entity, body map[string]any) (map[string]any, status)
+
+var operations = map[string]operation{
+	OpRenewLock:         (*Handler).renewLock,
+	OpPeekMessage:       (*Handler).peek,
+	OpReceiveBySequence: (*Handler).receiveBySequence,
+	OpUpdateDisposition: (*Handler).updateDisposition,
+}
+
+// notYet names the feature behind operations the SDK may send that are not implemented.
+var notYet = map[string]string{
+	OpScheduleMessage: "scheduled messages", OpCancelScheduledMessage: "scheduled messages",
+	OpRenewSessionLock: "sessions", OpGetSessionState: "sessions", OpSetSessionState: "sessions",
+	OpGetMessageSessions: "sessions",
+}
+
+func (h *Handler) management(entityPath, op string, req *amqp.Message) (map[string]any, status) {
+	if op == "" {
+		return nil, badRequest("application property \"operation\" is missing or not a string")
+	}
+	run, ok := operations[op]
+	if !ok {
+		if feature, ok := notYet[op]; ok {
+			return nil, status{code: 404, desc: fmt.Sprintf("operation %q is not supported by this emulator yet (%s)", op, feature), cond: CondNotImplemented}
+		}
+		return nil, status{code: 404, desc: fmt.Sprintf("unknown management operation %q", op), cond: CondNotImplemented}
+	}
+	e, err := h.b.Entity(entityPath)
+	if err != nil {
+		return nil, h.brokerStatus(op, err)
+	}
+	body, st := requestBody(req)
+	if st.code != 0 {
+		return nil, st
+	}
+	return run(h, e, body)
+}
+
+func (h *Handler) renewLock(e *broker.Entity, body map[string]any) (map[string]any, status) {
+	tokens, st := uuids(body, "lock-tokens")
+	if st.code != 0 {
+		return nil, st
+	}
+	exp := make([]time.Time, len(tokens))
+	for i, t := range tokens {
+		until, err := e.RenewLock(t)
+		if err != nil {
+			return nil, h.brokerStatus(OpRenewLock, err)
+		}
+		exp[i] = until
+	}
+	return map[string]any{"expirations": exp}, ok200
+}
+
+func (h *Handler) peek(e *broker.Entity, body map[string]any) (map[string]any, status) {
+	from, st := integer(body, "from-sequence-number", true)
+	if st.code != 0 {
+		return nil, st
+	}
+	n, st := integer(body, "message-count", true)
+	if st.code != 0 {
+		return nil, st
+	}
+	if n <= 0 {
+		return nil, badRequest("message-count must be positive, got %d", n)
+	}
+	msgs := e.Peek(from, int(min(n, MaxPeekCount)))
+	if len(msgs) == 0 {
+		return nil, status{code: 204, desc: "No messages"}
+	}
+	list := make([]any, len(msgs))
+	for i, m := range msgs {
+		raw, err := m.MarshalBinary()
+		if err != nil {
+			return nil, status{code: 500, desc: fmt.Sprintf("encode message %d: %v", i, err), cond: CondInternalError}
+		}
+		list[i] = map[string]any{"message": raw}
+	}
+	return map[string]any{"messages": list}, ok200
+}
+
+func (h *Handler) receiveBySequence(e *broker.Entity, body map[string]any) (map[string]any, status) {
+	seqs, st := int64s(body, "sequence-numbers")
+	if st.code != 0 {
+		return nil, st
+	}
+	if len(seqs) == 0 {
+		return nil, badRequest("sequence-numbers must not be empty")
+	}
+	m, st := integer(body, "receiver-settle-mode", true)
+	if st.code != 0 {
+		return nil, st
+	}
+	var mode broker.ReceiveMode
+	switch m {
+	case 0:
+		mode = broker.ReceiveAndDelete
+	case 1:
+		mode = broker.PeekLock
+	default:
+		return nil, badRequest("receiver-settle-mode must be 0 (receive-and-delete) or 1 (peek-lock), got %d", m)
+	}
+	ds, err := e.ReceiveDeferred(seqs, mode)
+	if err != nil {
+		return nil, h.brokerStatus(OpReceiveBySequence, err)
+	}
+	list := make([]any, len(ds))
+	for i, d := range ds {
+		raw, err := d.Message.MarshalBinary()
+		if err != nil {
+			return nil, status{code: 500, desc: fmt.Sprintf("encode message %d: %v", d.SequenceNumber, err), cond: CondInternalError}
+		}
+		item := map[string]any{"message": raw}
+		if mode == broker.PeekLock {
+			item["lock-token"] = d.LockToken
+		}
+		list[i] = item
+	}
+	return map[string]any{"messages": list}, ok200
+}
+
+func (h *Handler) updateDisposition(e *broker.Entity, body map[string]any) (map[string]any, status) {
+	disp, st := str(body, "disposition-status", true)
+	if st.code != 0 {
+		return nil, st
+	}
+	tokens, st := uuids(body, "lock-tokens")
+	if st.code != 0 {
+		return nil, st
+	}
+	props, st := stringMap(body, "properties-to-modify")
+	if st.code != 0 {
+		return nil, st
+	}
+	reason, st := str(body, "deadletter-reason", false)
+	if st.code != 0 {
+		return nil, st
+	}
+	desc, st := str(body, "deadletter-description", false)
+	if st.code != 0 {
+		return nil, st
+	}
+	var settle func(amqp.UUID) error
+	switch disp {
+	case "completed":
+		settle = e.Complete
+	case "abandoned":
+		settle = func(t amqp.UUID) error { return e.Abandon(t, props) }
+	case "defered", "deferred":
+		settle = func(t amqp.UUID) error { return e.Defer(t, props) }
+	case "suspended":
+		settle = func(t amqp.UUID) error { return e.DeadLetter(t, reason, desc, props) }
+	default:
+		return nil, badRequest("disposition-status %q: must be completed, abandoned, suspended or defered", disp)
+	}
+	for _, t := range tokens {
+		if err := settle(t); err != nil {
+			return nil, h.brokerStatus(OpUpdateDisposition, err)
+		}
+	}
+	return nil, ok200
+}
+
+// brokerStatus maps a broker error to a reply status.
+func (h *Handler) brokerStatus(op string, err error) status {
+	switch {
+	case errors.Is(err, broker.ErrLockLost):
+		return status{code: 410, desc: err.Error(), cond: CondLockLost}
+	case errors.Is(err, broker.ErrMessageNotFound):
+		return status{code: 404, desc: err.Error(), cond: CondMessageNotFound}
+	case errors.Is(err, broker.ErrEntityNotFound):
+		return status{code: 404, desc: err.Error(), cond: CondEntityNotFound}
+	case errors.Is(err, broker.ErrClosed):
+		return status{code: 503, desc: err.Error(), cond: "com.microsoft:server-busy"}
+	default:
+		h.log.Error("management operation failed", "operation", op, "err", err)
+		return status{code: 500, desc: err.Error(), cond: CondInternalError}
+	}
+}
+
+// reply builds the response message for req. Its body is an amqp-value map, empty when
+// the operation returns nothing.
+func reply(req *amqp.Message, st status, body map[string]any) *amqp.Message {
+	props := map[string]any{
+		"statusCode": st.code, "status-code": st.code,
+		"statusDescription": st.desc, "status-description": st.desc,
+	}
+	if st.cond != "" {
+		props["errorCondition"] = st.cond
+		props["error-condition"] = st.cond
+	}
+	m := &amqp.Message{
+		Properties:            &amqp.MessageProperties{CorrelationID: correlationID(req)},
+		ApplicationProperties: props,
+	}
+	if body == nil {
+		body = map[string]any{} // always a body section: some AMQP stacks reject messages without one
+	}
+	m.Value = body
+	return m
+}
+
+// correlationID renders the request's message-id as the string the SDK matches on.
+func correlationID(req *amqp.Message) string {
+	if req == nil || req.Properties == nil || req.Properties.MessageID == nil {
+		return ""
+	}
+	switch id := req.Properties.MessageID.(type) {
+	case string:
+		return id
+	case amqp.UUID:
+		return id.String()
+	case *amqp.UUID:
+		return id.String()
+	case []byte:
+		return string(id)
+	default:
+		return fmt.Sprint(id)
+	}
+}
+
+func appString(req *amqp.Message, key string) (string, bool) {
+	if req == nil {
+		return "", false
+	}
+	s, ok := req.ApplicationProperties[key].(string)
+	return s, ok
+}
+
+// requestBody returns the amqp-value map of a request (string or symbol keys).
+func requestBody(req *amqp.Message) (map[string]any, status) {
+	switch v := req.Value.(type) {
+	case nil:
+		return nil, badRequest("request body is missing (want an amqp-value map)")
+	case map[string]any, map[any]any:
+		return stringKeyed("request body", v)
+	default:
+		return nil, badRequest("request body is %T (want an amqp-value map)", v)
+	}
+}
+
+// stringKeyed returns v as a map with string keys. go-amqp decodes maps whose keys are all
+// strings or symbols as map[string]any, and other maps (including empty ones) as map[any]any.
+func stringKeyed(what string, v any) (map[string]any, status) {
+	switch m := v.(type) {
+	case map[string]any:
+		return m, status{}
+	case map[any]any:
+		out := make(map[string]any, len(m))
+		for k, val := range m {
+			switch k := k.(type) {
+			case string:
+				out[k] = val
+			case amqp.Symbol:
+				out[string(k)] = val
+			default:
+				return nil, badRequest("%s has a key of type %T (want string or symbol)", what, k)
+			}
+		}
+		return out, status{}
+	}
+	return nil, badRequest("%s is %T (want a map)", what, v)
+}
+
+func uuids(body map[string]any, key string) ([]amqp.UUID, status) {
+	v, ok := body[key]
+	if !ok {
+		return nil, badRequest("%s is missing", key)
+	}
+	var out []amqp.UUID
+	switch v := v.(type) {
+	case []amqp.UUID:
+		out = v
+	case amqp.UUID:
+		out = []amqp.UUID{v}
+	case []any:
+		out = make([]amqp.UUID, len(v))
+		for i, x := range v {
+			u, ok := x.(amqp.UUID)
+			if !ok {
+				return nil, badRequest("%s[%d] is %T (want uuid)", key, i, x)
+			}
+			out[i] = u
+		}
+	default:
+		return nil, badRequest("%s is %T (want an array of uuid)", key, v)
+	}
+	if len(out) == 0 {
+		return nil, badRequest("%s must not be empty", key)
+	}
+	return out, status{}
+}
+
+func int64s(body map[string]any, key string) ([]int64, status) {
+	v, ok := body[key]
+	if !ok {
+		return nil, badRequest("%s is missing", key)
+	}
+	switch v := v.(type) {
+	case []int64:
+		return v, status{}
+	case []any:
+		out := make([]int64, len(v))
+		for i, x := range v {
+			n, ok := toInt64(x)
+			if !ok {
+				return nil, badRequest("%s[%d] is %T (want long)", key, i, x)
+			}
+			out[i] = n
+		}
+		return out, status{}
+	default:
+		if n, ok := toInt64(v); ok {
+			return []int64{n}, status{}
+		}
+		return nil, badRequest("%s is %T (want an array of long)", key, v)
+	}
+}
+
+// integer reads an integer of any AMQP integer type.
+func integer(body map[string]any, key string, required bool) (int64, status) {
+	v, ok := body[key]
+	if !ok || v == nil {
+		if required {
+			return 0, badRequest("%s is missing", key)
+		}
+		return 0, status{}
+	}
+	n, ok := toInt64(v)
+	if !ok {
+		return 0, badRequest("%s is %T (want an integer)", key, v)
+	}
+	return n, status{}
+}
+
+func toInt64(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case uint8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case uint64:
+		if n > 1<<63-1 {
+			return 0, false
+		}
+		return int64(n), true
+	case uint:
+		if uint64(n) > 1<<63-1 {
+			return 0, false
+		}
+		return int64(n), true
+	}
+	return 0, false
+}
+
+func str(body map[string]any, key string, required bool) (string, status) {
+	v, ok := body[key]
+	if !ok || v == nil {
+		if required {
+			return "", badRequest("%s is missing", key)
+		}
+		return "", status{}
+	}
+	switch s := v.(type) {
+	case string:
+		return s, status{}
+	case amqp.Symbol:
+		return string(s), status{}
+	case *string:
+		return *s, status{}
+	}
+	return "", badRequest("%s is %T (want a string)", key, v)
+}
+
+// stringMap reads an optional map with string or symbol keys (properties-to-modify).
+func stringMap(body map[string]any, key string) (map[string]any, status) {
+	v, ok := body[key]
+	if !ok || v == nil {
+		return nil, status{}
+	}
+	return stringKeyed(key, v)
+}
