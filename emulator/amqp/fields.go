@@ -351,7 +351,9 @@ func (f *fieldList) symbolMap(name string) (map[Symbol]any, error) {
 			return nil, f.d.errf(p, "%s.%s: truncated map", f.obj, name)
 		}
 		kc := f.d.b[p]
-		if kc != codeSym8 && kc != codeSym32 {
+		// Fields maps have symbol keys; clients also send str keys (go-amqp encodes map[string]any keys
+		// as str, e.g. the dead-letter info of a rejected disposition), so both are accepted.
+		if kc != codeSym8 && kc != codeSym32 && kc != codeStr8 && kc != codeStr32 {
 			return nil, f.d.errf(p, "%s.%s: map key: want symbol, got %s", f.obj, name, typeName(kc))
 		}
 		k, next, err := f.d.variable(kc, p+1, bodyEnd)
