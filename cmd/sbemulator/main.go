@@ -1,0 +1,61 @@
+// Command sbemulator runs the holdfast Service Bus emulator: an AMQP 1.0 server that the unmodified
+// azservicebus SDK talks to. It prints the connection string, then logs JSON, on stdout, and stops
+// cleanly on SIGINT or SIGTERM.
+//
+//	sbemulator -addr localhost:5672 -config Config.json -log-level info
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/holdfast-dev/holdfast/emulator"
+	"github.com/holdfast-dev/holdfast/emulator/broker"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "sbemulator:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("sbemulator", flag.ContinueOnError)
+	addr := fs.String("addr", "localhost:5672", "TCP address to listen on")
+	configPath := fs.String("config", "", "path to a Config.json describing the entities (empty: none)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("-log-level %q: %w", *level, err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: lvl}))
+
+	var cfg *broker.Config
+	if *configPath != "" {
+		c, err := broker.LoadConfig(*configPath)
+		if err != nil {
+			return fmt.Errorf("-config: %w", err)
+		}
+		cfg = c
+	}
+	srv, err := emulator.Start(&emulator.Options{Addr: *addr, Config: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Println(srv.ConnectionString())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("shutting down")
+	return srv.Close()
+}

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"log level", []string{"-log-level", "loud"}, "-log-level"},
+		{"missing config", []string{"-config", filepath.Join(t.TempDir(), "absent.json")}, "-config"},
+		{"unknown flag", []string{"-nope"}, "nope"},
+		{"bad address", []string{"-addr", "256.0.0.1:bad"}, "listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(tt.args)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("run(%q) = %v, want an error mentioning %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}

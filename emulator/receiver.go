@@ -1,0 +1,312 @@
+package emulator
+
+import (
+	"encoding/binary"
+	"maps"
+	"slices"
+
+	"github.com/Azure/go-amqp"
+
+	wire "github.com/holdfast-dev/holdfast/emulator/amqp"
+	"github.com/holdfast-dev/holdfast/emulator/broker"
+)
+
+// Application property names that carry the dead-letter reason and description.
+const (
+	deadLetterReasonKey      = "DeadLetterReason"
+	deadLetterDescriptionKey = "DeadLetterErrorDescription"
+)
+
+// run delivers messages from the entity while the client grants credit. It is the link's own goroutine,
+// owned by conn.wg, and returns when the link is detached, the connection closes or the entity is
+// deleted (the link is then detached with amqp:not-found).
+//
+// With credit, each round takes the entity's Available channel before looking for messages, so a
+// message that arrives in between wakes it. Without credit it waits for a flow only.
+func (l *link) run() {
+	defer l.c.wg.Done()
+	for {
+		l.c.mu.Lock()
+		detached, credit := l.detached, l.credit
+		l.c.mu.Unlock()
+		if detached {
+			return
+		}
+		var avail <-chan struct{} // nil without credit: never ready
+		if credit > 0 {
+			avail = l.entity.Available()
+			if ds := l.entity.Receive(int(min(credit, maxReceiveBatch)), l.mode); len(ds) > 0 {
+				l.deliver(ds)
+				continue
+			}
+			if isClosed(avail) && l.entityGone() {
+				l.detachGone()
+				return
+			}
+		}
+		l.c.mu.Lock()
+		if l.drain && !l.detached {
+			l.finishDrainLocked()
+		}
+		l.c.mu.Unlock()
+		select {
+		case <-avail:
+		case <-l.wake:
+		case <-l.done:
+			return
+		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// entityGone reports whether the link's entity was deleted (or replaced by a new one of the same name).
+func (l *link) entityGone() bool {
+	e, err := l.c.srv.broker.Entity(l.path)
+	return err != nil || e != l.entity
+}
+
+// detachGone detaches the link from the server side because its entity no longer exists. The link stays
+// in its session until the client answers with its own detach.
+func (l *link) detachGone() {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	if l.detached {
+		return
+	}
+	l.detachLocked()
+	l.detachSent = true
+	_ = l.s.sendLocked(&wire.Detach{Handle: l.handle, Closed: true, Error: &wire.Error{
+		Condition:   condNotFound,
+		Description: "The messaging entity '" + l.path + "' was deleted.",
+	}}, nil)
+}
+
+// deliver sends deliveries to the client. PeekLock deliveries that can no longer be sent (link gone,
+// credit withdrawn) are released at once.
+func (l *link) deliver(ds []broker.Delivery) {
+	payloads := make([][]byte, len(ds))
+	for i, d := range ds {
+		p, err := d.Message.MarshalBinary()
+		if err != nil {
+			l.c.log.Error("encode delivery", "path", l.path, "sequence-number", d.SequenceNumber, "err", err)
+		}
+		payloads[i] = p
+	}
+	var unsent []broker.Delivery
+	l.c.mu.Lock()
+	for i, d := range ds {
+		if payloads[i] == nil || l.detached || (l.credit == 0 && l.mode == broker.PeekLock) {
+			unsent = append(unsent, d)
+			continue
+		}
+		settled := l.mode == broker.ReceiveAndDelete
+		did, err := l.transferLocked(deliveryTag(d), payloads[i], settled)
+		if err != nil {
+			// The connection is going down; the lock expires or another connection settles it.
+			continue
+		}
+		if !settled {
+			l.s.unsettled[did] = pendingSettle{link: l, entity: l.entity, token: d.LockToken}
+		}
+	}
+	l.c.mu.Unlock()
+	for _, d := range unsent {
+		if l.mode == broker.PeekLock {
+			_ = l.entity.Release(d.LockToken)
+		}
+	}
+}
+
+// deliveryTag is the lock token in .NET GUID byte order (the SDK turns it back into RFC order). Settled
+// (ReceiveAndDelete) deliveries have no lock token; their tag is the 8-byte sequence number, which the
+// SDK does not mistake for a lock token.
+func deliveryTag(d broker.Delivery) []byte {
+	u := d.LockToken
+	if u == (amqp.UUID{}) {
+		return binary.BigEndian.AppendUint64(nil, uint64(d.SequenceNumber))
+	}
+	tag := make([]byte, 16)
+	copy(tag, u[:])
+	tag[0], tag[1], tag[2], tag[3] = u[3], u[2], u[1], u[0]
+	tag[4], tag[5] = u[5], u[4]
+	tag[6], tag[7] = u[7], u[6]
+	return tag
+}
+
+// settlement is one delivery a client disposition refers to.
+type settlement struct {
+	id    uint32
+	p     pendingSettle
+	found bool
+}
+
+// handleDisposition settles PeekLock deliveries in the broker and, unless the client already settled,
+// acknowledges each with a settled disposition.
+func (c *conn) handleDisposition(s *session, d *wire.Disposition) {
+	if d.Role != wire.RoleReceiver {
+		return // the client settling its own transfers: the server settled them already
+	}
+	last := d.First
+	if d.Last != nil && *d.Last >= d.First {
+		last = *d.Last
+	}
+	var todo []settlement
+	c.mu.Lock()
+	if span := uint64(last) - uint64(d.First); span > uint64(len(s.unsettled))+64 {
+		// A huge range: walk the unsettled map instead of every id in it.
+		for _, id := range slices.Sorted(maps.Keys(s.unsettled)) {
+			if id >= d.First && id <= last {
+				todo = append(todo, settlement{id: id, p: s.unsettled[id], found: true})
+				delete(s.unsettled, id)
+			}
+		}
+	} else {
+		for id := uint64(d.First); id <= uint64(last); id++ {
+			p, ok := s.unsettled[uint32(id)]
+			delete(s.unsettled, uint32(id))
+			todo = append(todo, settlement{id: uint32(id), p: p, found: ok})
+		}
+	}
+	c.mu.Unlock()
+
+	for _, st := range todo {
+		ack := c.settle(st, d.State)
+		if d.Settled || ack == nil {
+			continue
+		}
+		c.mu.Lock()
+		_ = s.sendLocked(&wire.Disposition{Role: wire.RoleSender, First: st.id, Settled: true, State: ack}, nil)
+		c.mu.Unlock()
+	}
+}
+
+// settle applies one outcome in the broker and returns the state to acknowledge it with (nil: no
+// acknowledgement, for a non-terminal state).
+func (c *conn) settle(st settlement, state wire.DeliveryState) wire.DeliveryState {
+	lockLost := func(err error) wire.DeliveryState {
+		desc := "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue."
+		if err != nil {
+			desc = err.Error()
+		}
+		return &wire.Rejected{Error: &wire.Error{Condition: condLockLost, Description: desc}}
+	}
+	if _, ok := state.(*wire.Received); ok {
+		return nil
+	}
+	if !st.found {
+		return lockLost(nil)
+	}
+	e, tok := st.p.entity, st.p.token
+	var err error
+	ack := state
+	switch s := state.(type) {
+	case *wire.Accepted:
+		err = e.Complete(tok)
+	case *wire.Modified:
+		props := annotationsToProperties(s.MessageAnnotations)
+		if s.UndeliverableHere {
+			err = e.Defer(tok, props)
+		} else {
+			err = e.Abandon(tok, props)
+		}
+	case *wire.Rejected:
+		reason, desc, props := deadLetterInfo(s.Error)
+		err = e.DeadLetter(tok, reason, desc, props)
+		ack = &wire.Rejected{} // never echo the error: the SDK would read it as a failure
+	case *wire.Released, nil:
+		err = e.Release(tok)
+		ack = &wire.Released{}
+	default:
+		err = e.Release(tok)
+	}
+	if err != nil {
+		c.log.Debug("settlement failed", "path", e.Path(), "err", err)
+		return lockLost(err)
+	}
+	return ack
+}
+
+// annotationsToProperties converts modified.message-annotations into the application properties to
+// set on the message (nil when there are none).
+func annotationsToProperties(m map[any]any) map[string]any {
+	if len(m) == 0 {
+		return nil
+	}
+	props := make(map[string]any, len(m))
+	for k, v := range m {
+		if key, ok := mapKey(k); ok {
+			props[key] = fromWire(v)
+		}
+	}
+	return props
+}
+
+// deadLetterInfo splits rejected.error into reason, description and other properties.
+func deadLetterInfo(e *wire.Error) (reason, desc string, props map[string]any) {
+	if e == nil {
+		return "", "", nil
+	}
+	for k, v := range e.Info {
+		switch string(k) {
+		case deadLetterReasonKey:
+			reason, _ = v.(string)
+		case deadLetterDescriptionKey:
+			desc, _ = v.(string)
+		default:
+			if props == nil {
+				props = make(map[string]any)
+			}
+			props[string(k)] = fromWire(v)
+		}
+	}
+	return reason, desc, props
+}
+
+func mapKey(k any) (string, bool) {
+	switch k := k.(type) {
+	case string:
+		return k, true
+	case wire.Symbol:
+		return string(k), true
+	default:
+		return "", false
+	}
+}
+
+// fromWire converts a value decoded by our codec into the types go-amqp encodes the same way.
+func fromWire(v any) any {
+	switch v := v.(type) {
+	case wire.Symbol:
+		return amqp.Symbol(v)
+	case wire.UUID:
+		return amqp.UUID(v)
+	case wire.Char:
+		return int32(v)
+	case wire.Described:
+		return fromWire(v.Value)
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = fromWire(x)
+		}
+		return out
+	case map[any]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			if key, ok := mapKey(k); ok {
+				out[key] = fromWire(x)
+			}
+		}
+		return out
+	default:
+		return v
+	}
+}
