@@ -1,0 +1,130 @@
+package lockrenew_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/emulator"
+	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/lockrenew"
+)
+
+// These tests run the renewer against the in-process emulator through the real SDK, in real time,
+// with a 2 s lock.
+const emulatorLock = 2 * time.Second
+
+// emulatorReceiver starts an emulator with one queue whose lock lasts emulatorLock, sends n messages
+// and receives them. Everything is closed when the test ends.
+func emulatorReceiver(t *testing.T, n int) (*azservicebus.Receiver, []*azservicebus.ReceivedMessage) {
+	t.Helper()
+	srv, err := emulator.Start(nil)
+	if err != nil {
+		t.Fatalf("emulator.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("emulator Close: %v", err)
+		}
+	})
+	props := broker.DefaultQueueProperties()
+	props.LockDuration = emulatorLock
+	if err := srv.Broker().CreateQueue("renew", props); err != nil {
+		t.Fatalf("CreateQueue: %v", err)
+	}
+	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), &azservicebus.ClientOptions{
+		RetryOptions: azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatalf("NewClientFromConnectionString: %v", err)
+	}
+	t.Cleanup(func() { _ = client.Close(context.Background()) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sender, err := client.NewSender("renew", nil)
+	if err != nil {
+		t.Fatalf("NewSender: %v", err)
+	}
+	defer sender.Close(ctx)
+	for range n {
+		if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("work")}, nil); err != nil {
+			t.Fatalf("SendMessage: %v", err)
+		}
+	}
+	receiver, err := client.NewReceiverForQueue("renew", nil)
+	if err != nil {
+		t.Fatalf("NewReceiverForQueue: %v", err)
+	}
+	t.Cleanup(func() { _ = receiver.Close(context.Background()) })
+	var msgs []*azservicebus.ReceivedMessage
+	for len(msgs) < n {
+		got, err := receiver.ReceiveMessages(ctx, n-len(msgs), nil)
+		if err != nil {
+			t.Fatalf("ReceiveMessages: %v", err)
+		}
+		msgs = append(msgs, got...)
+	}
+	return receiver, msgs
+}
+
+func TestEmulatorRenewalOutlivesLockDuration(t *testing.T) {
+	receiver, msgs := emulatorReceiver(t, 2)
+	held, unheld := msgs[0], msgs[1]
+	renewer := lockrenew.New(receiver, nil)
+	defer renewer.Close()
+	msgCtx, release := renewer.Hold(context.Background(), held)
+	defer release()
+
+	// "Process" for more than twice the lock duration; the unheld message's lock expires meanwhile.
+	time.Sleep(time.Until(*unheld.LockedUntil) + emulatorLock)
+
+	if err := msgCtx.Err(); err != nil {
+		t.Fatalf("held message's context done (cause %v); want its lock renewed", context.Cause(msgCtx))
+	}
+	st := renewer.Stats()
+	if st.Renewals < 2 || st.LocksLost != 0 {
+		t.Errorf("stats = %+v; want at least 2 renewals and no lost lock", st)
+	}
+	t.Logf("renewals %d, mean latency %v, max %v", st.Renewals, st.Mean(), st.LatencyMax)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := receiver.CompleteMessage(ctx, held, nil); err != nil {
+		t.Errorf("CompleteMessage(held) after %v: %v; want success", 2*emulatorLock, err)
+	}
+	var sbErr *azservicebus.Error
+	if err := receiver.CompleteMessage(ctx, unheld, nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
+		t.Errorf("CompleteMessage(unheld) = %v; want CodeLockLost (the control message's lock should expire)", err)
+	}
+}
+
+func TestEmulatorSettledMessageReportsLockLost(t *testing.T) {
+	receiver, msgs := emulatorReceiver(t, 1)
+	renewer := lockrenew.New(receiver, nil)
+	defer renewer.Close()
+	msgCtx, release := renewer.Hold(context.Background(), msgs[0])
+	defer release()
+
+	// Settling the message elsewhere makes its next renewal fail with the service's lock-lost error.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := receiver.CompleteMessage(ctx, msgs[0], nil); err != nil {
+		t.Fatalf("CompleteMessage: %v", err)
+	}
+	select {
+	case <-msgCtx.Done():
+	case <-ctx.Done():
+		t.Fatalf("message context still live %v after settlement; want lock lost at the next renewal", 10*time.Second)
+	}
+	cause := context.Cause(msgCtx)
+	var sbErr *azservicebus.Error
+	if !errors.Is(cause, lockrenew.ErrLockLost) || !errors.As(cause, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
+		t.Errorf("cause = %v; want ErrLockLost wrapping CodeLockLost", cause)
+	}
+	if st := renewer.Stats(); st.LocksLost != 1 || st.Failures != 1 {
+		t.Errorf("stats = %+v; want 1 lost lock after 1 failed renewal", st)
+	}
+}

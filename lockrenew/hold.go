@@ -1,0 +1,267 @@
+package lockrenew
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+)
+
+// errNotExtended is returned (and retried like a transient error) when RenewMessageLock succeeded but
+// did not move LockedUntil forward; without it a misbehaving LockRenewer would make the hold spin.
+var errNotExtended = errors.New("lockrenew: renewal succeeded but did not extend LockedUntil")
+
+// hold renews the lock of one message. Hold creates it; its run goroutine owns the renewal; release and
+// Close stop it.
+type hold struct {
+	r *Renewer
+
+	// msg is read by run; msg.LockedUntil is written only by run (through RenewMessageLock) until done
+	// is closed.
+	msg *azservicebus.ReceivedMessage
+
+	// maxDeadline is when the maximum renewal duration ends (zero: no limit). Immutable.
+	maxDeadline time.Time
+
+	// cancelMsg cancels the context returned by Hold. Safe from any goroutine.
+	cancelMsg context.CancelCauseFunc
+
+	// renewCtx is the parent of every RenewMessageLock call: it carries the values of the context passed
+	// to Hold but not its cancellation, and is cancelled by stop (release or Close), which ends run.
+	renewCtx context.Context
+	stop     context.CancelFunc
+
+	// done is closed when run returns.
+	done chan struct{}
+
+	// releaseOnce makes release idempotent; concurrent callers wait for the first.
+	releaseOnce sync.Once
+
+	// lockedUntil is a copy of the latest msg.LockedUntil, written by run and read by LockedUntil(ctx).
+	lockedUntil atomic.Pointer[time.Time]
+}
+
+func newHold(parent context.Context, r *Renewer, msg *azservicebus.ReceivedMessage, cancelMsg context.CancelCauseFunc) *hold {
+	renewCtx, stop := context.WithCancel(context.WithoutCancel(parent))
+	h := &hold{
+		r:         r,
+		msg:       msg,
+		cancelMsg: cancelMsg,
+		renewCtx:  renewCtx,
+		stop:      stop,
+		done:      make(chan struct{}),
+	}
+	if r.maxRenewal > 0 {
+		h.maxDeadline = time.Now().Add(r.maxRenewal)
+	}
+	lu := *msg.LockedUntil
+	h.lockedUntil.Store(&lu)
+	return h
+}
+
+// stopped reports whether stop was called.
+func (h *hold) stopped() bool {
+	return h.renewCtx.Err() != nil
+}
+
+// release stops renewal, waits for run, cancels the message context and forgets the hold.
+func (h *hold) release() {
+	h.releaseOnce.Do(func() {
+		h.stop()
+		<-h.done
+		h.cancelMsg(nil)
+		h.r.forget(h)
+	})
+}
+
+// run is the hold's goroutine: it sleeps until the next event of the policy (see schedule), renews, and
+// returns on release, lost lock or maximum renewal duration.
+func (h *hold) run() {
+	defer close(h.done)
+
+	var (
+		lastErr    error         // last failed attempt since the last success
+		retryDelay time.Duration // backoff before the next attempt; 0 after a success
+	)
+	for {
+		lockedUntil := *h.msg.LockedUntil
+		at, ev := schedule(lockedUntil, time.Now(), retryDelay, h.maxDeadline)
+		if !h.sleepUntil(at) {
+			return
+		}
+		switch ev {
+		case evExpired:
+			h.lost(lockedUntil, lastErr)
+			return
+		case evMaxRenewal:
+			h.maxReached(lockedUntil)
+			return
+		}
+
+		err := h.renew(lockedUntil)
+		switch {
+		case h.stopped():
+			return
+		case err == nil:
+			lastErr, retryDelay = nil, 0
+		case isPermanent(err):
+			h.lost(lockedUntil, err)
+			return
+		case !time.Now().Before(lockedUntil):
+			h.lost(lockedUntil, err)
+			return
+		default:
+			lastErr, retryDelay = err, nextRetryDelay(retryDelay)
+			if h.debugEnabled() {
+				h.r.logger.Debug("lockrenew: transient renewal failure; retrying",
+					h.attrs(slog.Any("error", err), slog.Duration("retry_in", retryDelay),
+						slog.Time("locked_until", lockedUntil))...)
+			}
+		}
+	}
+}
+
+// sleepUntil waits until t. It returns false if the hold was stopped first.
+func (h *hold) sleepUntil(t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return !h.stopped()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-h.renewCtx.Done():
+		return false
+	}
+}
+
+// renew makes one renewal attempt of a lock that expires at lockedUntil: it waits for a concurrency
+// slot, then calls RenewMessageLock with a deadline of lockedUntil. It records the attempt in the
+// statistics and publishes the new LockedUntil on success.
+func (h *hold) renew(lockedUntil time.Time) error {
+	if err := h.acquireSlot(lockedUntil); err != nil {
+		return err
+	}
+	defer func() { <-h.r.slots }()
+
+	callCtx, cancel := context.WithDeadline(h.renewCtx, lockedUntil)
+	defer cancel()
+	start := time.Now()
+	err := h.r.client.RenewMessageLock(callCtx, h.msg, nil)
+	latency := time.Since(start)
+	if err != nil && h.stopped() {
+		return err // most likely cancelled by release: not counted
+	}
+	h.r.stats.observeLatency(latency)
+
+	if err == nil {
+		err = h.checkExtended(lockedUntil)
+	}
+	if err != nil {
+		h.r.stats.failures.Add(1)
+		return fmt.Errorf("renewing lock: %w", err)
+	}
+	h.r.stats.renewals.Add(1)
+	newUntil := *h.msg.LockedUntil
+	h.lockedUntil.Store(&newUntil)
+
+	remainingAtStart := lockedUntil.Sub(start)
+	if latency > remainingAtStart/2 {
+		h.r.logger.Warn("lockrenew: slow lock renewal used more than half of the remaining lock time",
+			h.attrs(slog.Duration("latency", latency), slog.Duration("remaining_at_start", remainingAtStart))...)
+	} else if h.debugEnabled() {
+		h.r.logger.Debug("lockrenew: lock renewed",
+			h.attrs(slog.Duration("latency", latency), slog.Time("locked_until", newUntil))...)
+	}
+	return nil
+}
+
+// checkExtended verifies, after a successful RenewMessageLock, that msg.LockedUntil moved past the
+// previous expiry.
+func (h *hold) checkExtended(previous time.Time) error {
+	if h.msg.LockedUntil == nil || !h.msg.LockedUntil.After(previous) {
+		if h.msg.LockedUntil == nil {
+			// Keep the invariant that a held message always has a LockedUntil.
+			h.msg.LockedUntil = &previous
+		}
+		return errNotExtended
+	}
+	return nil
+}
+
+// acquireSlot takes a concurrency slot, waiting at most until lockedUntil.
+func (h *hold) acquireSlot(lockedUntil time.Time) error {
+	select {
+	case h.r.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(time.Until(lockedUntil))
+	defer timer.Stop()
+	select {
+	case h.r.slots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("lock expired while waiting for one of %d renewal slots", h.r.concurrency)
+	case <-h.renewCtx.Done():
+		return context.Canceled
+	}
+}
+
+// lost ends the hold with ErrLockLost: it counts the loss, cancels the message context and calls
+// OnLockLost. err is the error that ended renewal, or nil if the lock simply expired.
+func (h *hold) lost(lockedUntil time.Time, err error) {
+	if h.stopped() {
+		return
+	}
+	var cause error
+	if err != nil && isPermanent(err) {
+		cause = fmt.Errorf("%w: %w", ErrLockLost, err)
+	} else if err != nil {
+		cause = fmt.Errorf("%w: lock expired at %s; last renewal error: %w",
+			ErrLockLost, lockedUntil.Format(time.RFC3339Nano), err)
+	} else {
+		cause = fmt.Errorf("%w: lock expired at %s without a successful renewal",
+			ErrLockLost, lockedUntil.Format(time.RFC3339Nano))
+	}
+	h.r.stats.locksLost.Add(1)
+	h.r.logger.Warn("lockrenew: message lock lost", h.attrs(slog.Any("error", cause))...)
+	h.cancelMsg(cause)
+	if h.r.onLockLost != nil {
+		h.r.onLockLost(h.msg, cause)
+	}
+}
+
+// maxReached ends the hold with ErrMaxRenewal.
+func (h *hold) maxReached(lockedUntil time.Time) {
+	if h.stopped() {
+		return
+	}
+	cause := fmt.Errorf("%w (%s); lock valid until %s",
+		ErrMaxRenewal, h.r.maxRenewal, lockedUntil.Format(time.RFC3339Nano))
+	h.r.stats.maxRenewalReached.Add(1)
+	h.r.logger.Info("lockrenew: maximum renewal duration reached", h.attrs(slog.Any("error", cause))...)
+	h.cancelMsg(cause)
+}
+
+// debugEnabled reports whether debug records would be logged, so building them can be skipped.
+func (h *hold) debugEnabled() bool {
+	return h.r.logger.Enabled(h.renewCtx, slog.LevelDebug)
+}
+
+// attrs returns the log attributes identifying the message, followed by extra.
+func (h *hold) attrs(extra ...any) []any {
+	out := make([]any, 0, 2+len(extra))
+	out = append(out, slog.String("message_id", h.msg.MessageID))
+	if h.msg.SequenceNumber != nil {
+		out = append(out, slog.Int64("sequence_number", *h.msg.SequenceNumber))
+	}
+	return append(out, extra...)
+}
