@@ -1,0 +1,269 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+)
+
+// ReasonRecovered is the Reason of rows Reconcile adds for deferred messages the ledger did not know.
+const ReasonRecovered = "recovered"
+
+// Reconcile defaults and limits.
+const (
+	// DefaultLockDuration is the age below which Reconcile never removes a row: Azure's longest lock, so a defer
+	// in flight is never raced.
+	DefaultLockDuration = 5 * time.Minute
+	// MaxPeek is the most messages the service returns from one peek.
+	MaxPeek = 250
+	// DefaultReconcilePages is how many peek pages one Reconcile call covers at most.
+	DefaultReconcilePages = 20
+)
+
+// Peeker browses an entity without locking. *azservicebus.Receiver implements it. PeekMessages returns up to
+// maxMessageCount messages in every state, in sequence-number order starting at FromSequenceNumber, and an
+// empty slice past the last message; the SDK retries transient failures within the call.
+type Peeker interface {
+	PeekMessages(ctx context.Context, maxMessageCount int, options *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
+}
+
+var _ Peeker = (*azservicebus.Receiver)(nil)
+
+// ReconcileOptions bounds and tunes one Reconcile call. nil or zero values mean the defaults.
+type ReconcileOptions struct {
+	// Cursor resumes where a previous call's report left off; "" starts at the first message.
+	Cursor string
+	// LockDuration is the entity's lock duration: rows younger than it are never removed, so a defer in flight
+	// (row written, DeferMessage not yet answered) is not raced. Zero means DefaultLockDuration.
+	LockDuration time.Duration
+	// PageSize is the peek size, at most MaxPeek (the default).
+	PageSize int
+	// MaxPages stops the call after this many peek pages. Zero means DefaultReconcilePages.
+	MaxPages int
+	// Budget stops the call (between pages) once it has run this long. Zero or negative means no limit besides
+	// ctx.
+	Budget time.Duration
+}
+
+// ReconcileReport says what one Reconcile call did. Cursor resumes the scan when Done is false.
+type ReconcileReport struct {
+	Scanned      int    `json:"scanned"`      // messages peeked
+	Added        int    `json:"added"`        // rows added for deferred messages that had none
+	Marked       int    `json:"marked"`       // pending rows marked deferred
+	Removed      int    `json:"removed"`      // rows removed: message gone, or not deferred
+	ExpiringSoon int    `json:"expiringSoon"` // rows whose message expires within the warning window
+	Cursor       string `json:"cursor,omitempty"`
+	Done         bool   `json:"done"`
+}
+
+// Reconcile walks the entity with p (peek, no locks) and the ledger side by side, in sequence-number order:
+//
+//   - a deferred message without a row gets one (state deferred, Reason ReasonRecovered);
+//   - a pending row whose message is deferred is marked deferred;
+//   - a row whose message is gone, or is not deferred (active, locked, scheduled), is removed — only when
+//     it is older than LockDuration and not under a live drain lease;
+//   - rows whose message expires within the ledger's ExpiryWarning are counted and logged.
+//
+// Every change is conditional on the row's ETag, so a concurrent Defer or drain wins and the row is left for
+// the next pass. Changes go in entity group transactions. The call stops after MaxPages pages or Budget; the
+// report's Cursor then resumes it. An error (peek or table failure) returns the report of the work done so far,
+// with Cursor at the page that failed. A Cursor the ledger did not issue gives ErrInvalid. Not safe to run
+// concurrently with itself on the same entity (harmless, but wasted work).
+func (l *Ledger) Reconcile(ctx context.Context, p Peeker, opts *ReconcileOptions) (ReconcileReport, error) {
+	o := reconcileDefaults(opts)
+	var rep ReconcileReport
+	from, err := parseCursor(o.Cursor)
+	if err != nil {
+		return rep, err
+	}
+	rep.Cursor = o.Cursor
+	if p == nil {
+		return rep, invalid("nil peeker")
+	}
+	if err := l.EnsureTable(ctx); err != nil {
+		return rep, err
+	}
+	start := l.now()
+	for range o.MaxPages {
+		if o.Budget > 0 && l.now().Sub(start) >= o.Budget {
+			break
+		}
+		msgs, err := p.PeekMessages(ctx, o.PageSize, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
+		if err != nil {
+			return rep, fmt.Errorf("ledger: reconcile: peek from %d: %w", from, err)
+		}
+		msgs = inRange(msgs, from)
+		to := int64(math.MaxInt64)
+		if len(msgs) > 0 {
+			to = *msgs[len(msgs)-1].SequenceNumber
+		}
+		if err := l.reconcileRange(ctx, &rep, o, msgs, from, to); err != nil {
+			return rep, err
+		}
+		if len(msgs) == 0 {
+			rep.Cursor, rep.Done = "", true
+			return rep, nil
+		}
+		from = to + 1
+		rep.Cursor = strconv.FormatInt(from, 10)
+	}
+	return rep, nil
+}
+
+func reconcileDefaults(opts *ReconcileOptions) ReconcileOptions {
+	var o ReconcileOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.LockDuration <= 0 {
+		o.LockDuration = DefaultLockDuration
+	}
+	if o.PageSize <= 0 || o.PageSize > MaxPeek {
+		o.PageSize = MaxPeek
+	}
+	if o.MaxPages <= 0 {
+		o.MaxPages = DefaultReconcilePages
+	}
+	return o
+}
+
+func parseCursor(c string) (int64, error) {
+	if c == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(c, 10, 64)
+	if err != nil || n < 0 {
+		return 0, invalid("reconcile cursor %.40q is not one this ledger issued", c)
+	}
+	return n, nil
+}
+
+// inRange drops messages without a sequence number or below from, and sorts nothing: peek is ordered.
+func inRange(msgs []*azservicebus.ReceivedMessage, from int64) []*azservicebus.ReceivedMessage {
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		if m != nil && m.SequenceNumber != nil && *m.SequenceNumber >= from {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// reconcileRange diffs the messages peeked in [from, to] against the rows in the same range and applies the
+// changes.
+func (l *Ledger) reconcileRange(ctx context.Context, rep *ReconcileReport, o ReconcileOptions, msgs []*azservicebus.ReceivedMessage, from, to int64) error {
+	rows, err := l.scan(ctx, from, to)
+	if err != nil {
+		return fmt.Errorf("ledger: reconcile: %w", err)
+	}
+	bySeq := make(map[int64]Row, len(rows))
+	for _, r := range rows {
+		bySeq[r.SequenceNumber] = r
+	}
+	now := l.now()
+	var ops []op
+	for _, m := range msgs {
+		rep.Scanned++
+		seq := *m.SequenceNumber
+		r, has := bySeq[seq]
+		delete(bySeq, seq)
+		deferred := m.State == azservicebus.MessageStateDeferred
+		switch {
+		case deferred && !has:
+			r = l.recoveredRow(m, now)
+			ops = append(ops, op{kind: aztables.TransactionTypeAdd, row: r})
+		case deferred && r.State == StatePending:
+			r.State = StateDeferred
+			ops = append(ops, op{kind: aztables.TransactionTypeUpdateReplace, row: r})
+		case !deferred && has && removable(r, now, o.LockDuration):
+			ops = append(ops, op{kind: aztables.TransactionTypeDelete, row: r})
+			continue
+		case !deferred:
+			continue
+		}
+		l.warnExpiring(rep, l.annotate(r))
+	}
+	for _, r := range rows { // rows whose message is gone
+		if _, left := bySeq[r.SequenceNumber]; left && removable(r, now, o.LockDuration) {
+			ops = append(ops, op{kind: aztables.TransactionTypeDelete, row: r})
+		}
+	}
+	return l.applyReconcile(ctx, rep, ops)
+}
+
+// removable reports whether r is old enough to be removed and not held by a live drain lease.
+func removable(r Row, now time.Time, lock time.Duration) bool {
+	if now.Sub(r.DeferredAt) < lock {
+		return false
+	}
+	return r.State != StateResubmitting || !now.Before(r.LeaseUntil)
+}
+
+// recoveredRow is the row Reconcile adds for a deferred message m the ledger did not know.
+func (l *Ledger) recoveredRow(m *azservicebus.ReceivedMessage, now time.Time) Row {
+	r := Row{
+		Entity:         l.entity,
+		SequenceNumber: *m.SequenceNumber,
+		State:          StateDeferred,
+		MessageID:      m.MessageID,
+		CorrelationID:  deref(m.CorrelationID),
+		Subject:        deref(m.Subject),
+		Reason:         ReasonRecovered,
+		DeferredAt:     now,
+		DeliveryCount:  int64(m.DeliveryCount),
+		ResubmitCount:  resubmitCount(m.ApplicationProperties),
+	}
+	if m.ExpiresAt != nil {
+		r.ExpiresAt = *m.ExpiresAt
+	}
+	if s, ok := m.ApplicationProperties[PropNotBefore].(string); ok {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			r.NotBefore = t
+		}
+	}
+	return r
+}
+
+func (l *Ledger) warnExpiring(rep *ReconcileReport, r Row) {
+	if !r.ExpiringSoon {
+		return
+	}
+	rep.ExpiringSoon++
+	l.log.Warn("deferred message expires soon; drain it before it dead-letters",
+		slog.String("entity", l.entity), slog.Int64("sequenceNumber", r.SequenceNumber),
+		slog.Time("expiresAt", r.ExpiresAt), slog.String("state", string(r.State)))
+}
+
+// applyReconcile applies ops and counts what took effect. Conflicts and already-gone rows mean a concurrent
+// writer got there first: skipped. Anything else fails the call.
+func (l *Ledger) applyReconcile(ctx context.Context, rep *ReconcileReport, ops []op) error {
+	var errs []error
+	for i, err := range l.apply(ctx, ops) {
+		o := ops[i]
+		switch {
+		case err == nil:
+			switch o.kind {
+			case aztables.TransactionTypeAdd:
+				rep.Added++
+				l.log.Warn("deferred message had no ledger row; recovered", slog.String("entity", l.entity), slog.Int64("sequenceNumber", o.row.SequenceNumber))
+			case aztables.TransactionTypeUpdateReplace:
+				rep.Marked++
+			case aztables.TransactionTypeDelete:
+				rep.Removed++
+				l.log.Info("removed ledger row without a deferred message", slog.String("entity", l.entity), slog.Int64("sequenceNumber", o.row.SequenceNumber), slog.String("state", string(o.row.State)))
+			}
+		case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
+			l.log.Debug("reconcile lost a race; row left for the next pass", slog.Int64("sequenceNumber", o.row.SequenceNumber), slog.Any("error", err))
+		default:
+			errs = append(errs, fmt.Errorf("ledger: reconcile row %d: %w", o.row.SequenceNumber, err))
+		}
+	}
+	return errors.Join(errs...)
+}
