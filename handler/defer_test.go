@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/emulator"
+	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/internal/ledger"
+	"github.com/holdfast-dev/holdfast/internal/testenv"
+)
+
+// TestDeferGoesThroughTheLedger runs the handler against the emulator and Azurite: a defer outcome writes the
+// ledger row, then defers the message (invariant 2).
+func TestDeferGoesThroughTheLedger(t *testing.T) {
+	tables := testenv.Azurite(t)
+	table := testenv.TableName(t)
+	srv, err := emulator.Start(&emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("emulator Close: %v", err)
+		}
+	}()
+	props := broker.DefaultQueueProperties()
+	props.LockDuration = 2 * time.Second
+	if err := srv.Broker().CreateQueue("orders", props); err != nil {
+		t.Fatal(err)
+	}
+	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	sender, err := client.NewSender("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"outcome":"defer","deferSeconds":60}`, `{}`} {
+		if err := sender.SendMessage(context.Background(), &azservicebus.Message{Body: []byte(body)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sender.Close(context.Background())
+
+	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders",
+		"DeferralStorage": tables, "HOLDFAST_DEFERRAL_TABLE": table, "HOLDFAST_RUN_BUDGET": "20s", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
+	e, out, _ := testEnv(vars, t.TempDir())
+	addrc := make(chan string, 1)
+	e.ready = func(a string) { addrc <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, e) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("exit code %d", code)
+		}
+	}()
+	addr := <-addrc
+
+	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json",
+		strings.NewReader(`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct{ ReturnValue map[string]float64 }
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, decode %v; log %s", resp.StatusCode, err, out)
+	}
+	if got.ReturnValue["deferred"] != 1 || got.ReturnValue["completed"] != 1 || got.ReturnValue["abandoned"] != 0 {
+		t.Fatalf("ReturnValue %v\n%s", got.ReturnValue, out)
+	}
+
+	// The ledger indexes the deferred message by its sequence number.
+	tc, err := ledger.NewClientFromConnectionString(tables, table, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.New(tc, &ledger.Options{Entity: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _, err := l.List(context.Background(), 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].State != ledger.StateDeferred {
+		t.Fatalf("ledger rows %+v", rows)
+	}
+	r, err := client.NewReceiverForQueue("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	msgs, err := r.ReceiveDeferredMessages(context.Background(), []int64{rows[0].SequenceNumber}, nil)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("deferred message %d: %d messages, %v", rows[0].SequenceNumber, len(msgs), err)
+	}
+}

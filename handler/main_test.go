@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/emulator"
+	"github.com/holdfast-dev/holdfast/emulator/broker"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testEnv(vars map[string]string, dir string) (env, *syncBuffer, *syncBuffer) {
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	return env{getenv: func(k string) string { return vars[k] }, dir: dir, stdout: out, stderr: errOut}, out, errOut
+}
+
+func TestBadConfigExitsNamingTheSetting(t *testing.T) {
+	tests := []struct {
+		name     string
+		vars     map[string]string
+		hostJSON string
+		setting  string
+	}{
+		{"no connection", map[string]string{"HOLDFAST_ENTITY": "q"}, "", "ServiceBusConnection"},
+		{"bad batch", map[string]string{"ServiceBusConnection": sbConn, "HOLDFAST_ENTITY": "q", "HOLDFAST_BATCH_SIZE": "many"}, "", "HOLDFAST_BATCH_SIZE"},
+		{"budget vs host.json", map[string]string{"ServiceBusConnection": sbConn, "HOLDFAST_ENTITY": "q", "HOLDFAST_RUN_BUDGET": "3m"},
+			`{"functionTimeout":"00:02:00"}`, "HOLDFAST_RUN_BUDGET"},
+		{"bad host.json", map[string]string{"ServiceBusConnection": sbConn, "HOLDFAST_ENTITY": "q"}, `{"functionTimeout":"soon"}`, "functionTimeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.hostJSON != "" {
+				if err := os.WriteFile(filepath.Join(dir, "host.json"), []byte(tt.hostJSON), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e, out, errOut := testEnv(tt.vars, dir)
+			if code := run(context.Background(), e); code != exitConfig {
+				t.Fatalf("exit code %d, want %d", code, exitConfig)
+			}
+			lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.setting) {
+				t.Fatalf("stderr %q: want one line naming %s", errOut, tt.setting)
+			}
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(strings.Split(out.String(), "\n")[0]), &rec); err != nil || rec["level"] != "ERROR" {
+				t.Fatalf("stdout is not a JSON error log: %q (%v)", out, err)
+			}
+		})
+	}
+}
+
+const sbConn = "Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=dg==;UseDevelopmentEmulator=true"
+
+func TestServesAndShutsDown(t *testing.T) {
+	vars := map[string]string{"ServiceBusConnection": sbConn, "HOLDFAST_ENTITY": "q", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
+	e, out, errOut := testEnv(vars, t.TempDir())
+	addrc := make(chan string, 1)
+	e.ready = func(a string) { addrc <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	start := time.Now()
+	go func() { done <- run(ctx, e) }()
+
+	var addr string
+	select {
+	case addr = <-addrc:
+	case code := <-done:
+		t.Fatalf("exited %d: %s %s", code, out, errOut)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("listening took %v", el)
+	}
+	resp, err := http.Get("http://" + addr + "/api/deferred")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("GET /api/deferred: %d", resp.StatusCode)
+	}
+	resp, err = http.Post("http://"+addr+"/ProcessQueue", "application/json", strings.NewReader("{"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed envelope: %d", resp.StatusCode)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("exit code %d; stdout %s", code, out)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("no shutdown")
+	}
+	if errOut.String() != "" {
+		t.Errorf("stderr not empty: %q", errOut)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("stdout line is not JSON: %q", line)
+		}
+	}
+	if !strings.Contains(out.String(), `"msg":"stopped"`) {
+		t.Errorf("no stop log: %s", out)
+	}
+}
+
+func TestProcessQueueAgainstEmulator(t *testing.T) {
+	srv, err := emulator.Start(&emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("emulator Close: %v", err)
+		}
+	}()
+	props := broker.DefaultQueueProperties()
+	props.LockDuration, props.MaxDeliveryCount = 2*time.Second, 2
+	if err := srv.Broker().CreateQueue("orders", props); err != nil {
+		t.Fatal(err)
+	}
+	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	sender, err := client.NewSender("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"workSeconds":0.1}`, `{}`, `{"outcome":"fail"}`, `{"outcome":"deadletter"}`, `not json`} {
+		if err := sender.SendMessage(context.Background(), &azservicebus.Message{Body: []byte(body)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sender.Close(context.Background())
+
+	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders",
+		"HOLDFAST_RUN_BUDGET": "20s", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
+	e, out, _ := testEnv(vars, t.TempDir())
+	addrc := make(chan string, 1)
+	e.ready = func(a string) { addrc <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, e) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("exit code %d", code)
+		}
+	}()
+	addr := <-addrc
+
+	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json",
+		strings.NewReader(`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Outputs     map[string]any
+		Logs        []string
+		ReturnValue map[string]float64
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, decode %v; log %s", resp.StatusCode, err, out)
+	}
+	// The failing message is abandoned, redelivered at once and abandoned again, until the queue's
+	// MaxDeliveryCount (2) moves it to the dead-letter queue.
+	want := map[string]float64{"received": 6, "completed": 2, "deadLettered": 2, "abandoned": 2, "deferred": 0, "locksLost": 0}
+	for k, v := range want {
+		if got.ReturnValue[k] != v {
+			t.Errorf("%s = %v, want %v (ReturnValue %v)\n%s", k, got.ReturnValue[k], v, got.ReturnValue, out)
+		}
+	}
+	if len(got.Logs) == 0 || got.Outputs == nil {
+		t.Errorf("envelope %+v", got)
+	}
+}
+
+func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
+	srv, err := emulator.Start(&emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("emulator Close: %v", err)
+		}
+	}()
+	props := broker.DefaultQueueProperties()
+	props.LockDuration = 10 * time.Second
+	if err := srv.Broker().CreateQueue("orders", props); err != nil {
+		t.Fatal(err)
+	}
+	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	sender, err := client.NewSender("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sender.SendMessage(context.Background(), &azservicebus.Message{Body: []byte(`{"workSeconds":120}`)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sender.Close(context.Background())
+	entity, err := srv.Broker().Entity("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
+	e, out, _ := testEnv(vars, t.TempDir())
+	addrc := make(chan string, 1)
+	e.ready = func(a string) { addrc <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, e) }()
+	addr := <-addrc
+
+	type result struct {
+		status int
+		body   map[string]any
+		err    error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json", strings.NewReader(`{"Data":{"timer":{}}}`))
+		if err != nil {
+			resc <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var r result
+		r.status = resp.StatusCode
+		r.err = json.NewDecoder(resp.Body).Decode(&r.body)
+		resc <- r
+	}()
+	// Wait until the run holds the message, then stop the handler as the host would (SIGTERM).
+	for deadline := time.Now().Add(20 * time.Second); entity.Stats().Locked == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("message never received; log %s", out)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("exit code %d", code)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("handler did not stop")
+	}
+	r := <-resc
+	if r.err != nil || r.status != http.StatusOK {
+		t.Fatalf("invocation: %d %v", r.status, r.err)
+	}
+	if rv, _ := r.body["ReturnValue"].(map[string]any); rv["abandoned"] != float64(1) || rv["completed"] != float64(0) {
+		t.Fatalf("ReturnValue %v", r.body["ReturnValue"])
+	}
+	// The emulator processes the receiver's detach asynchronously; wait for it, but well within the lock
+	// duration so that an expired lock cannot pass for an abandon.
+	for deadline := time.Now().Add(props.LockDuration / 2); entity.Stats().Locked != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after shutdown: %+v, want the message unlocked", entity.Stats())
+		}
+	}
+	if st := entity.Stats(); st.Active != 1 || st.Counters.Abandoned != 1 {
+		t.Fatalf("after shutdown: %+v, want the message abandoned once and active", st)
+	}
+}

@@ -1,0 +1,89 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HostJSONFile is the name of the Functions host configuration file.
+const HostJSONFile = "host.json"
+
+// FunctionTimeoutFromDir reads functionTimeout from dir/host.json. A missing file, or a file without
+// functionTimeout, gives DefaultFunctionTimeout and no error; an unreadable or malformed file is an error.
+func FunctionTimeoutFromDir(dir string) (time.Duration, error) {
+	data, err := os.ReadFile(filepath.Join(dir, HostJSONFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return DefaultFunctionTimeout, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("config: read %s: %w", HostJSONFile, err)
+	}
+	return FunctionTimeoutFromHostJSON(data)
+}
+
+// FunctionTimeoutFromHostJSON extracts functionTimeout ("hh:mm:ss", "d.hh:mm:ss" or "-1" for unbounded) from
+// host.json content. Without the key it returns DefaultFunctionTimeout; "-1" gives UnboundedFunctionTimeout.
+func FunctionTimeoutFromHostJSON(data []byte) (time.Duration, error) {
+	var doc struct {
+		FunctionTimeout *string `json:"functionTimeout"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return 0, fmt.Errorf("config: %s is not valid JSON: %w: %w", HostJSONFile, err, ErrInvalid)
+	}
+	if doc.FunctionTimeout == nil {
+		return DefaultFunctionTimeout, nil
+	}
+	d, err := ParseTimeSpan(*doc.FunctionTimeout)
+	if err != nil {
+		return 0, fmt.Errorf("config: %s functionTimeout: %w", HostJSONFile, err)
+	}
+	if d < 0 {
+		return UnboundedFunctionTimeout, nil
+	}
+	if d == 0 {
+		return 0, fmt.Errorf("config: %s functionTimeout is zero: %w", HostJSONFile, ErrInvalid)
+	}
+	return d, nil
+}
+
+// ParseTimeSpan parses a .NET TimeSpan string: "[-][d.]hh:mm:ss[.fffffff]", or "-1" (negative, unbounded).
+func ParseTimeSpan(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	bad := fmt.Errorf("%q is not a [d.]hh:mm:ss time span: %w", s, ErrInvalid)
+	if s == "-1" {
+		return -1, nil
+	}
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var days int64
+	if dot, colon := strings.IndexByte(s, '.'), strings.IndexByte(s, ':'); dot >= 0 && colon > dot {
+		n, err := strconv.ParseInt(s[:dot], 10, 32)
+		if err != nil {
+			return 0, bad
+		}
+		days, s = n, s[dot+1:]
+	}
+	f := strings.Split(s, ":")
+	if len(f) != 3 {
+		return 0, bad
+	}
+	h, err1 := strconv.Atoi(f[0])
+	m, err2 := strconv.Atoi(f[1])
+	sec, err3 := strconv.ParseFloat(f[2], 64)
+	if err1 != nil || err2 != nil || err3 != nil || h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 || sec >= 60 {
+		return 0, bad
+	}
+	d := time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute +
+		time.Duration(sec*float64(time.Second))
+	if neg {
+		d = -d
+	}
+	return d, nil
+}

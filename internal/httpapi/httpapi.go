@@ -1,0 +1,199 @@
+// Package httpapi serves the custom handler's HTTP routes with echo: the ProcessQueue timer invocation, the
+// forwarded /api/deferred drain routes and the host's readiness probe. Every 4xx/5xx answer is JSON
+// {"error":"…"}.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/holdfast-dev/holdfast/internal/invoke"
+	"github.com/holdfast-dev/holdfast/internal/process"
+)
+
+// Route names.
+const (
+	ProcessQueuePath   = "/ProcessQueue"         // timer function (envelope)
+	DeferredPath       = "/api/deferred"         // GET: list (forwarded HTTP)
+	DeferredActionPath = "/api/deferred/:action" // POST: resubmit | delete | deadletter | reconcile
+	// MaxInvocationBody bounds the timer envelope read from the host.
+	MaxInvocationBody = 1 << 20
+)
+
+// HTTPStatuser is implemented by domain errors that know their HTTP status. The error handler answers with
+// that status and the error's text.
+type HTTPStatuser interface {
+	HTTPStatus() int
+}
+
+// Runner performs one run of the timer function. Run blocks until the run is over (at most the run budget
+// plus settlement time) and returns its summary; a non-nil error means the run failed, and the summary is
+// still meaningful. The server never calls Run concurrently with itself.
+type Runner interface {
+	Run(ctx context.Context) (process.Summary, error)
+}
+
+// RunnerFunc adapts a function to Runner.
+type RunnerFunc func(ctx context.Context) (process.Summary, error)
+
+// Run calls f(ctx).
+func (f RunnerFunc) Run(ctx context.Context) (process.Summary, error) { return f(ctx) }
+
+// Options configure the server. A nil *Options is invalid (Runner is required); other zero fields mean
+// defaults.
+type Options struct {
+	// Runner performs timer runs. Required.
+	Runner Runner
+	// TimerBinding is the timer binding name in function.json; "" accepts whichever single binding the
+	// envelope carries.
+	TimerBinding string
+	// DeferredList serves GET /api/deferred; nil ⇒ 501 Not Implemented.
+	DeferredList echo.HandlerFunc
+	// DeferredAction serves POST /api/deferred/:action; nil ⇒ 501 Not Implemented.
+	DeferredAction echo.HandlerFunc
+	// Logger receives request and run logs; nil ⇒ discard.
+	Logger *slog.Logger
+}
+
+// Server holds the routes' shared state.
+type Server struct {
+	runner  Runner
+	binding string
+	logger  *slog.Logger
+	// running is 1 while a ProcessQueue invocation runs; any goroutine, atomically.
+	running atomic.Bool
+}
+
+// ErrRunInProgress answers a ProcessQueue invocation that overlaps a running one (409). The Functions host
+// never overlaps timer invocations on one instance, so this only guards against manual or misrouted calls.
+var ErrRunInProgress = &StatusError{Status: http.StatusConflict, Msg: "a ProcessQueue run is already in progress"}
+
+// ErrNotImplemented answers the deferred-message routes until the drain feature is wired (501).
+var ErrNotImplemented = &StatusError{Status: http.StatusNotImplemented, Msg: "the deferred-message drain is not available in this version"}
+
+// StatusError is an error with an HTTP status.
+type StatusError struct {
+	Status int
+	Msg    string
+	Err    error // optional cause
+}
+
+func (e *StatusError) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+// HTTPStatus implements HTTPStatuser.
+func (e *StatusError) HTTPStatus() int { return e.Status }
+
+// Unwrap returns the cause.
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// New returns an echo instance with every route and the JSON error handler installed.
+func New(opts *Options) (*echo.Echo, error) {
+	if opts == nil || opts.Runner == nil {
+		return nil, errors.New("httpapi: Options.Runner is required")
+	}
+	s := &Server{runner: opts.Runner, binding: opts.TimerBinding, logger: opts.Logger}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.GET("/", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.POST(ProcessQueuePath, s.processQueue)
+	list, action := opts.DeferredList, opts.DeferredAction
+	if list == nil {
+		list = notImplemented
+	}
+	if action == nil {
+		action = notImplemented
+	}
+	e.GET(DeferredPath, list)
+	e.POST(DeferredActionPath, action)
+	return e, nil
+}
+
+func notImplemented(echo.Context) error { return ErrNotImplemented }
+
+// processQueue handles the timer invocation: decode the envelope, run, answer the envelope response.
+func (s *Server) processQueue(c echo.Context) error {
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxInvocationBody+1))
+	if err != nil {
+		return &StatusError{Status: http.StatusBadRequest, Msg: "cannot read the invocation body", Err: err}
+	}
+	if len(body) > MaxInvocationBody {
+		return &StatusError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("invocation body exceeds %d bytes", MaxInvocationBody)}
+	}
+	tr, err := invoke.DecodeTimer(body, s.binding)
+	if err != nil {
+		return &StatusError{Status: http.StatusBadRequest, Msg: "malformed timer invocation", Err: err}
+	}
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrRunInProgress
+	}
+	defer s.running.Store(false)
+
+	log := s.logger.With(slog.String("invocationId", c.Request().Header.Get("X-Azure-Functions-InvocationId")))
+	log.Info("ProcessQueue invoked", slog.Bool("isPastDue", tr.Timer.IsPastDue))
+	sum, err := s.runner.Run(c.Request().Context())
+	logs := []string{sum.String()}
+	if err != nil {
+		log.Error("ProcessQueue failed", slog.Any("summary", sum), slog.Any("error", err))
+		return &StatusError{Status: http.StatusInternalServerError, Msg: "run failed", Err: err}
+	}
+	return c.JSON(http.StatusOK, invoke.NewResponse(logs, sum))
+}
+
+// errorBody is the JSON of every 4xx/5xx answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// handleError maps err to a status and writes {"error":"…"}: *echo.HTTPError (routing: 404, 405, …) keeps
+// its code, an HTTPStatuser gives its own, anything else is a 500 whose detail is logged, not sent.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		s.logger.Error("error after response was sent", slog.Any("error", err))
+		return
+	}
+	status, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	var hs HTTPStatuser
+	switch {
+	case errors.As(err, &he):
+		status = he.Code
+		msg = http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok && m != "" {
+			msg = m
+		}
+	case errors.As(err, &hs):
+		status, msg = hs.HTTPStatus(), err.Error()
+	}
+	if status >= 500 {
+		s.logger.Error("request failed", slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+			slog.Int("status", status), slog.Any("error", err))
+	} else {
+		s.logger.Warn("request rejected", slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+			slog.Int("status", status), slog.String("error", msg))
+	}
+	var werr error
+	if c.Request().Method == http.MethodHead {
+		werr = c.NoContent(status)
+	} else {
+		werr = c.JSON(status, errorBody{Error: msg})
+	}
+	if werr != nil {
+		s.logger.Error("cannot write error response", slog.Any("error", werr))
+	}
+}

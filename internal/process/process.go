@@ -1,0 +1,178 @@
+// Package process implements one run of the timer function: receive a batch, hold every lock, process with
+// bounded concurrency, settle each message per its outcome, and stop within the run budget.
+//
+// A run's life:
+//
+//	start ──receive/hold/process/settle──► stop receiving ──wait for workers──► deadline: cancel + abandon ──► return
+//	          (deadline − ReceiveMargin)                                         (cause ErrBudgetExhausted)
+//
+// Guarantees (DESIGN §4): a message is completed only when its processor reported success while its context
+// was alive — never after lock loss (invariant 1) or budget cancel; every received message is settled or
+// abandoned before Run returns, except those whose lock was lost, which cannot be settled any more and are
+// redelivered by Service Bus (invariant 4); Run starts goroutines only for the messages it holds and for
+// the renewer, and joins all of them before returning (invariant 7).
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/processor"
+)
+
+// ErrBudgetExhausted is the context cause of a message still being processed when the run deadline passes.
+// Such a message is abandoned.
+var ErrBudgetExhausted = errors.New("process: run budget exhausted")
+
+// ErrReceive wraps a failure to receive messages; the run stops receiving, finishes what it holds and fails.
+var ErrReceive = errors.New("process: receive failed")
+
+// Receiver is the part of *azservicebus.Receiver a run uses.
+//
+// ReceiveMessages blocks until at least one message arrives or ctx is done; it must not be called
+// concurrently with itself. The run calls it from one goroutine only, with a context bounded by the
+// no-message wait and the receive stop time. The settlement and renewal methods are called concurrently
+// for different messages; each blocks until the service answers or ctx is done, and the SDK retries
+// transient failures internally with the client's RetryOptions — the run does not retry settlement.
+type Receiver interface {
+	ReceiveMessages(ctx context.Context, maxMessages int, options *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
+	CompleteMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.CompleteMessageOptions) error
+	AbandonMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.AbandonMessageOptions) error
+	DeadLetterMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.DeadLetterOptions) error
+	DeferMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.DeferMessageOptions) error
+	RenewMessageLock(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.RenewMessageLockOptions) error
+}
+
+var _ Receiver = (*azservicebus.Receiver)(nil)
+
+// Deferrer records msg in the deferral ledger, then defers it. A nil error means the message is deferred and
+// indexed; any error means it was NOT deferred and the run abandons it.
+//
+// Defer is called concurrently for different messages, with a context bounded by Options.SettleTimeout. It
+// must not retry past ctx.
+type Deferrer interface {
+	Defer(ctx context.Context, s DeferSettler, msg *azservicebus.ReceivedMessage, notBefore time.Time, reason string) error
+}
+
+// DeferSettler is what a Deferrer needs to defer a message: the run's receiver.
+type DeferSettler interface {
+	DeferMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.DeferMessageOptions) error
+}
+
+// Defaults of Options.
+const (
+	DefaultBudget        = 4*time.Minute + 30*time.Second // host.json default functionTimeout 5 min − 30 s
+	DefaultBatchSize     = 20
+	DefaultConcurrency   = 8
+	DefaultNoMessageWait = 5 * time.Second
+	DefaultSettleTimeout = 15 * time.Second
+	minReceiveMargin     = 2 * time.Second
+)
+
+// Options configure a run. A nil *Options, and every zero field, means the default.
+type Options struct {
+	// Budget is how long the run may take, from the call to Run. At start+Budget every message still being
+	// processed is cancelled (cause ErrBudgetExhausted) and abandoned. 0 ⇒ DefaultBudget.
+	Budget time.Duration
+	// BatchSize bounds one ReceiveMessages call; the run asks for min(BatchSize, free workers). 0 ⇒ 20.
+	BatchSize int
+	// Concurrency is the number of messages processed at once. 0 ⇒ 8.
+	Concurrency int
+	// MaxLockRenewal bounds how long one message's lock is renewed. 0 ⇒ Budget.
+	MaxLockRenewal time.Duration
+	// MaxConcurrentRenewals bounds RenewMessageLock calls in flight. 0 ⇒ Concurrency (at least the
+	// renewer's own default when Concurrency is smaller).
+	MaxConcurrentRenewals int
+	// NoMessageWait: a receive that gets nothing for this long ends receiving, so a run over an empty
+	// queue finishes quickly. 0 ⇒ 5 s.
+	NoMessageWait time.Duration
+	// ReceiveMargin: receiving stops when less than this remains before the deadline, so that received
+	// messages have time to be processed. 0 ⇒ max(2 s, Budget/10).
+	ReceiveMargin time.Duration
+	// SettleTimeout bounds each settlement call (and Deferrer.Defer), and all settlement ends by
+	// deadline + SettleTimeout. Settlement runs on a context detached from the caller's, so messages are
+	// abandoned even when the caller's context is cancelled. 0 ⇒ 15 s (half the 30 s margin the default
+	// budget leaves before functionTimeout).
+	SettleTimeout time.Duration
+	// ReceiveDone, if set, is called once, on the goroutine that called Run, when the run stops receiving
+	// (before waiting for the messages in progress). The Service closes its receive link there.
+	ReceiveDone func()
+	// Deferrer handles defer outcomes; nil ⇒ defer outcomes are abandoned (and logged).
+	Deferrer Deferrer
+	// Logger receives run and per-message events; nil ⇒ discard.
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() Options {
+	var v Options
+	if o != nil {
+		v = *o
+	}
+	if v.Budget <= 0 {
+		v.Budget = DefaultBudget
+	}
+	if v.BatchSize <= 0 {
+		v.BatchSize = DefaultBatchSize
+	}
+	if v.Concurrency <= 0 {
+		v.Concurrency = DefaultConcurrency
+	}
+	if v.MaxLockRenewal <= 0 {
+		v.MaxLockRenewal = v.Budget
+	}
+	if v.MaxConcurrentRenewals <= 0 {
+		v.MaxConcurrentRenewals = max(v.Concurrency, 16)
+	}
+	if v.NoMessageWait <= 0 {
+		v.NoMessageWait = DefaultNoMessageWait
+	}
+	if v.ReceiveMargin <= 0 {
+		v.ReceiveMargin = max(minReceiveMargin, v.Budget/10)
+	}
+	if v.SettleTimeout <= 0 {
+		v.SettleTimeout = DefaultSettleTimeout
+	}
+	if v.Logger == nil {
+		v.Logger = slog.New(slog.DiscardHandler)
+	}
+	return v
+}
+
+// Summary is the result of one run; its JSON is the invocation's ReturnValue.
+type Summary struct {
+	Received     int64  `json:"received"`
+	Completed    int64  `json:"completed"`
+	Abandoned    int64  `json:"abandoned"`
+	DeadLettered int64  `json:"deadLettered"`
+	Deferred     int64  `json:"deferred"`
+	Renewals     uint64 `json:"renewals"`
+	LocksLost    int64  `json:"locksLost"`
+	DurationMs   int64  `json:"durationMs"`
+}
+
+// String is the one-line summary used in logs.
+func (s Summary) String() string {
+	return fmt.Sprintf("run: received=%d completed=%d abandoned=%d deadLettered=%d deferred=%d renewals=%d locksLost=%d durationMs=%d",
+		s.Received, s.Completed, s.Abandoned, s.DeadLettered, s.Deferred, s.Renewals, s.LocksLost, s.DurationMs)
+}
+
+// Run performs one run over rcv with p. It blocks until every received message is settled, abandoned or
+// known lost, and every goroutine it started has returned: at most Budget + SettleTimeout, plus however long
+// processors take to honour cancellation.
+//
+// Cancelling ctx stops receiving and cancels processing (the messages are abandoned). The error is non-nil
+// only when receiving failed (it wraps ErrReceive and the SDK error); the summary is valid either way.
+// Processors must honour their context: Run waits for them.
+func Run(ctx context.Context, rcv Receiver, p processor.Processor, opts *Options) (Summary, error) {
+	if rcv == nil || p == nil {
+		return Summary{}, errors.New("process: Run needs a receiver and a processor")
+	}
+	o := opts.withDefaults()
+	r := newRun(ctx, rcv, p, o)
+	return r.execute()
+}

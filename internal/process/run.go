@@ -1,0 +1,325 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/lockrenew"
+	"github.com/holdfast-dev/holdfast/processor"
+)
+
+// run is the state of one Run call. Fields are immutable after newRun unless noted.
+type run struct {
+	rcv    Receiver
+	proc   processor.Processor
+	o      Options
+	logger *slog.Logger
+
+	start       time.Time
+	deadline    time.Time
+	stopReceive time.Time
+	// settleStop bounds every settlement, including the abandons that follow the deadline:
+	// deadline + SettleTimeout.
+	settleStop time.Time
+
+	// workCtx is the parent of every message context. It is cancelled with ErrBudgetExhausted at the
+	// deadline, or with the caller's cause when the caller's context ends.
+	workCtx    context.Context
+	cancelWork context.CancelCauseFunc
+	// settleCtx carries the caller's values but not its cancellation: settlement must happen even after
+	// the caller gave up.
+	settleCtx context.Context
+
+	renewer *lockrenew.Renewer
+
+	// slots has one token per message held and not yet finished; its capacity is Concurrency. Taken by the
+	// receive loop (the goroutine running execute), given back by the message's worker goroutine.
+	slots chan struct{}
+	// workers joins the per-message goroutines.
+	workers sync.WaitGroup
+
+	// Counters, written by worker goroutines (received: by the receive loop) with atomics.
+	received, completed, abandoned, deadLettered, deferred, locksLost atomic.Int64
+}
+
+func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options) *run {
+	r := &run{rcv: rcv, proc: p, o: o, logger: o.Logger, start: time.Now()}
+	r.deadline = r.start.Add(o.Budget)
+	r.stopReceive = r.deadline.Add(-o.ReceiveMargin)
+	r.settleStop = r.deadline.Add(o.SettleTimeout)
+	workCtx, cancelWork := context.WithCancelCause(ctx)
+	r.workCtx, r.cancelWork = workCtx, cancelWork
+	r.settleCtx = context.WithoutCancel(ctx)
+	r.slots = make(chan struct{}, o.Concurrency)
+	r.renewer = lockrenew.New(rcv, &lockrenew.Options{
+		MaxRenewalDuration:    o.MaxLockRenewal,
+		MaxConcurrentRenewals: o.MaxConcurrentRenewals,
+		Logger:                o.Logger,
+	})
+	return r
+}
+
+// execute runs the receive loop on the calling goroutine, then joins the workers and the renewer.
+func (r *run) execute() (Summary, error) {
+	// The budget timer cancels every message still in progress at the deadline. AfterFunc's goroutine is
+	// stopped (or joined through budgetDone) before execute returns.
+	budgetDone := make(chan struct{})
+	budget := time.AfterFunc(time.Until(r.deadline), func() {
+		defer close(budgetDone)
+		r.cancelWork(ErrBudgetExhausted)
+	})
+
+	err := r.receiveLoop()
+	if r.o.ReceiveDone != nil {
+		r.o.ReceiveDone()
+	}
+	r.workers.Wait()
+	if !budget.Stop() {
+		<-budgetDone
+	}
+	r.cancelWork(context.Canceled)
+	r.renewer.Close()
+
+	s := r.summary()
+	attrs := []any{slog.Any("summary", s)}
+	if err != nil {
+		attrs = append(attrs, slog.Any("error", err))
+		r.logger.Error("run failed", attrs...)
+	} else {
+		r.logger.Info("run finished", attrs...)
+	}
+	return s, err
+}
+
+func (r *run) summary() Summary {
+	return Summary{
+		Received:     r.received.Load(),
+		Completed:    r.completed.Load(),
+		Abandoned:    r.abandoned.Load(),
+		DeadLettered: r.deadLettered.Load(),
+		Deferred:     r.deferred.Load(),
+		Renewals:     r.renewer.Stats().Renewals,
+		LocksLost:    r.locksLost.Load(),
+		DurationMs:   time.Since(r.start).Milliseconds(),
+	}
+}
+
+// receiveLoop receives until the receive stop time, an empty receive, the caller's cancellation or a receive
+// error (returned).
+func (r *run) receiveLoop() error {
+	for {
+		n := r.takeSlots()
+		if n == 0 {
+			return nil // stop time reached or cancelled while waiting for a free worker
+		}
+		msgs, stop, err := r.receive(n)
+		for range n - len(msgs) {
+			<-r.slots // give back the slots no message came for
+		}
+		for _, m := range msgs {
+			r.dispatch(m)
+		}
+		if err != nil || stop {
+			return err
+		}
+	}
+}
+
+// takeSlots blocks until at least one worker is free, then takes up to BatchSize free slots. It returns 0
+// when the receive stop time passes or the caller's context ends first.
+func (r *run) takeSlots() int {
+	wait := time.Until(r.stopReceive)
+	if wait <= 0 || r.workCtx.Err() != nil {
+		return 0
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case r.slots <- struct{}{}:
+	case <-t.C:
+		return 0
+	case <-r.workCtx.Done():
+		return 0
+	}
+	n := 1
+	for n < r.o.BatchSize {
+		select {
+		case r.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// receive asks for up to n messages, waiting at most NoMessageWait and never past the receive stop time.
+// stop reports that receiving should end (nothing arrived in time, or the caller cancelled).
+func (r *run) receive(n int) (msgs []*azservicebus.ReceivedMessage, stop bool, err error) {
+	wait := min(r.o.NoMessageWait, time.Until(r.stopReceive))
+	if wait <= 0 {
+		return nil, true, nil
+	}
+	ctx, cancel := context.WithTimeout(r.workCtx, wait)
+	defer cancel()
+	msgs, err = r.rcv.ReceiveMessages(ctx, n, nil)
+	if len(msgs) > 0 {
+		return msgs, false, nil // the SDK drops errors that come with messages; the next call reports them
+	}
+	switch {
+	case r.workCtx.Err() != nil:
+		return nil, true, nil
+	case ctx.Err() != nil:
+		r.logger.Debug("no message within the wait; receiving ends", slog.Duration("wait", wait))
+		return nil, true, nil
+	case err != nil:
+		return nil, true, fmt.Errorf("%w: %w", ErrReceive, err)
+	default:
+		return nil, false, nil // the SDK recovered its link; try again
+	}
+}
+
+// dispatch holds msg's lock at once and starts its worker. The caller has taken a slot for msg.
+func (r *run) dispatch(msg *azservicebus.ReceivedMessage) {
+	r.received.Add(1)
+	msgCtx, release := r.renewer.Hold(r.workCtx, msg)
+	r.workers.Add(1)
+	go func() {
+		defer r.workers.Done()
+		defer func() { <-r.slots }()
+		defer release()
+		r.handle(msgCtx, msg)
+	}()
+}
+
+// handle processes one message and settles it. It runs on the message's worker goroutine.
+func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) {
+	out := r.process(ctx, msg)
+	log := r.logger.With(slog.String("messageId", msg.MessageID), slog.Int64("sequenceNumber", seq(msg)),
+		slog.Int64("deliveryCount", int64(msg.DeliveryCount)))
+
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if errors.Is(cause, lockrenew.ErrLockLost) {
+			// Invariant 1: the lock is gone, so another receiver may own the message; settling would fail
+			// anyway. Service Bus redelivers it.
+			r.locksLost.Add(1)
+			log.Warn("lock lost; message not settled", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
+			return
+		}
+		// Budget exhausted, maximum renewal reached or the caller cancelled: the lock is still ours.
+		log.Warn("processing cancelled; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
+		r.abandon(log, msg)
+		return
+	}
+	r.settle(log, msg, out)
+}
+
+// process calls the processor, turning a panic into an abandon outcome.
+func (r *run) process(ctx context.Context, msg *azservicebus.ReceivedMessage) (out processor.Outcome) {
+	defer func() {
+		if v := recover(); v != nil {
+			out = processor.Abandon(fmt.Errorf("process: processor panicked: %v", v))
+		}
+	}()
+	return r.proc.Process(ctx, msg)
+}
+
+// settle applies out to msg.
+func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out processor.Outcome) {
+	ctx, cancel := r.settleContext()
+	defer cancel()
+	switch out.Kind {
+	case processor.KindComplete:
+		if err := r.rcv.CompleteMessage(ctx, msg, nil); err != nil {
+			r.settleFailed(log, msg, "complete", err)
+			return
+		}
+		r.completed.Add(1)
+		log.Debug("completed")
+	case processor.KindDeadLetter:
+		opts := &azservicebus.DeadLetterOptions{Reason: &out.Reason, ErrorDescription: &out.Description}
+		if err := r.rcv.DeadLetterMessage(ctx, msg, opts); err != nil {
+			r.settleFailed(log, msg, "dead-letter", err)
+			return
+		}
+		r.deadLettered.Add(1)
+		log.Info("dead-lettered", slog.String("reason", out.Reason), slog.String("description", out.Description))
+	case processor.KindDefer:
+		if r.o.Deferrer == nil {
+			log.Warn("defer requested but no deferral ledger is configured; abandoning")
+			r.abandon(log, msg)
+			return
+		}
+		if err := r.o.Deferrer.Defer(ctx, r.rcv, msg, out.NotBefore, out.Reason); err != nil {
+			log.Warn("defer failed; abandoning", slog.Any("error", err))
+			r.abandon(log, msg)
+			return
+		}
+		r.deferred.Add(1)
+		log.Info("deferred", slog.Time("notBefore", out.NotBefore), slog.String("reason", out.Reason))
+	default: // KindAbandon, and any unknown kind
+		attrs := []any{slog.String("outcome", out.Kind.String())}
+		if out.Err != nil {
+			attrs = append(attrs, slog.Any("error", out.Err))
+		}
+		log.Info("processing failed; abandoning", attrs...)
+		r.abandon(log, msg)
+	}
+}
+
+// settleContext returns the context of one settlement call: detached from the caller, bounded by
+// SettleTimeout and by settleStop, so that Run returns by deadline + SettleTimeout even when the service
+// stops answering.
+func (r *run) settleContext() (context.Context, context.CancelFunc) {
+	d := time.Now().Add(r.o.SettleTimeout)
+	if r.settleStop.Before(d) {
+		d = r.settleStop
+	}
+	return context.WithDeadline(r.settleCtx, d)
+}
+
+// abandon abandons msg, counting it; a lost lock is counted as such.
+func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) {
+	ctx, cancel := r.settleContext()
+	defer cancel()
+	if err := r.rcv.AbandonMessage(ctx, msg, nil); err != nil {
+		if isLockLost(err) {
+			r.locksLost.Add(1)
+		}
+		log.Error("abandon failed; the message is redelivered when its lock expires", slog.Any("error", err))
+		return
+	}
+	r.abandoned.Add(1)
+}
+
+// settleFailed handles a failed complete or dead-letter: a lost lock is counted; otherwise the message is
+// abandoned so it is redelivered without waiting for the lock to expire.
+func (r *run) settleFailed(log *slog.Logger, msg *azservicebus.ReceivedMessage, op string, err error) {
+	if isLockLost(err) {
+		r.locksLost.Add(1)
+		log.Warn(op+" failed: lock lost; message not settled", slog.Any("error", err))
+		return
+	}
+	log.Error(op+" failed; abandoning", slog.Any("error", err))
+	r.abandon(log, msg)
+}
+
+func isLockLost(err error) bool {
+	var sbErr *azservicebus.Error
+	return errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeLockLost
+}
+
+func seq(msg *azservicebus.ReceivedMessage) int64 {
+	if msg.SequenceNumber == nil {
+		return 0
+	}
+	return *msg.SequenceNumber
+}

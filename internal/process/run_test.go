@@ -1,0 +1,395 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/lockrenew"
+	"github.com/holdfast-dev/holdfast/processor"
+)
+
+// scripted is a processor driven by the message body:
+//
+//	complete | abandon | deadletter | defer | panic
+//	block    — wait for ctx, then (wrongly) report success
+//	work:<d> — work d (honouring ctx), then complete
+type scripted struct {
+	mu     sync.Mutex
+	causes map[string]error // guarded by mu; message ID → context cause seen by "block"
+}
+
+func (s *scripted) Process(ctx context.Context, msg *azservicebus.ReceivedMessage) processor.Outcome {
+	body := string(msg.Body)
+	switch {
+	case body == "complete":
+		return processor.Complete()
+	case body == "abandon":
+		return processor.Abandon(errors.New("transient"))
+	case body == "deadletter":
+		return processor.DeadLetter("Bad", "bad body")
+	case body == "defer":
+		return processor.Defer(time.Now().Add(time.Hour), "later")
+	case body == "panic":
+		panic("boom")
+	case body == "block":
+		<-ctx.Done()
+		s.mu.Lock()
+		if s.causes == nil {
+			s.causes = map[string]error{}
+		}
+		s.causes[msg.MessageID] = context.Cause(ctx)
+		s.mu.Unlock()
+		return processor.Complete()
+	case strings.HasPrefix(body, "work:"):
+		d, _ := time.ParseDuration(strings.TrimPrefix(body, "work:"))
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return processor.Complete()
+		case <-ctx.Done():
+			return processor.Abandon(context.Cause(ctx))
+		}
+	}
+	return processor.Abandon(errors.New("unknown script " + body))
+}
+
+func (s *scripted) cause(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.causes[id]
+}
+
+// fast are options that make empty-queue runs end quickly.
+func fast(o *Options) *Options {
+	if o.NoMessageWait == 0 {
+		o.NoMessageWait = 50 * time.Millisecond
+	}
+	return o
+}
+
+func TestOutcomeToSettlement(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		deferrer *fakeDeferrer
+		want     string // settlement, "" for none
+		summary  Summary
+	}{
+		{"complete", "complete", nil, "complete", Summary{Received: 1, Completed: 1}},
+		{"abandon", "abandon", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"deadletter", "deadletter", nil, "deadletter", Summary{Received: 1, DeadLettered: 1}},
+		{"defer", "defer", &fakeDeferrer{}, "defer", Summary{Received: 1, Deferred: 1}},
+		{"defer ledger fails", "defer", &fakeDeferrer{err: errors.New("table down")}, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"defer without ledger", "defer", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"panic", "panic", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(time.Minute, tt.body)
+			o := fast(&Options{})
+			if tt.deferrer != nil {
+				o.Deferrer = tt.deferrer
+			}
+			s, err := Run(context.Background(), f, &scripted{}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.settledCopy()["m0"]; got != tt.want {
+				t.Fatalf("settled %q, want %q", got, tt.want)
+			}
+			s.DurationMs = 0
+			if s != tt.summary {
+				t.Fatalf("summary %+v, want %+v", s, tt.summary)
+			}
+			if tt.want == "deadletter" && f.dlReason["m0"] != "Bad|bad body" {
+				t.Errorf("dead-letter reason %q", f.dlReason["m0"])
+			}
+			if tt.want == "defer" && tt.deferrer.reasons["m0"] != "later" {
+				t.Errorf("defer reason %q", tt.deferrer.reasons["m0"])
+			}
+		})
+	}
+}
+
+func TestMixedBatch(t *testing.T) {
+	bodies := []string{"complete", "abandon", "deadletter", "defer", "complete", "work:30ms"}
+	f := newFake(time.Minute, bodies...)
+	s, err := Run(context.Background(), f, &scripted{}, fast(&Options{Deferrer: &fakeDeferrer{}, Concurrency: 3, BatchSize: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Summary{Received: 6, Completed: 3, Abandoned: 1, DeadLettered: 1, Deferred: 1, DurationMs: s.DurationMs}
+	if s != want {
+		t.Fatalf("summary %+v, want %+v", s, want)
+	}
+	if len(f.settledCopy()) != 6 {
+		t.Fatalf("settled %v", f.settledCopy())
+	}
+}
+
+func TestEmptyQueueEndsAfterNoMessageWait(t *testing.T) {
+	f := newFake(time.Minute)
+	start := time.Now()
+	s, err := Run(context.Background(), f, &scripted{}, &Options{NoMessageWait: 100 * time.Millisecond, Budget: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 100*time.Millisecond || el > 5*time.Second {
+		t.Fatalf("empty run took %v", el)
+	}
+	if s.Received != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestReceivesOnlyForFreeWorkers(t *testing.T) {
+	bodies := make([]string, 20)
+	for i := range bodies {
+		bodies[i] = "work:20ms"
+	}
+	f := newFake(time.Minute, bodies...)
+	var cur, peak atomic.Int64
+	p := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		n := cur.Add(1)
+		defer cur.Add(-1)
+		for {
+			old := peak.Load()
+			if n <= old || peak.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		return (&scripted{}).Process(ctx, m)
+	})
+	s, err := Run(context.Background(), f, p, fast(&Options{Concurrency: 3, BatchSize: 10}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Completed != 20 {
+		t.Fatalf("summary %+v", s)
+	}
+	if peak.Load() > 3 {
+		t.Errorf("peak concurrency %d > 3", peak.Load())
+	}
+	for _, n := range f.asked {
+		if n < 1 || n > 3 {
+			t.Errorf("asked for %d messages with 3 workers: %v", n, f.asked)
+		}
+	}
+}
+
+func TestBudgetAbandonsUnfinished(t *testing.T) {
+	f := newFake(time.Minute, "block", "block", "complete")
+	sp := &scripted{}
+	start := time.Now()
+	// MaxLockRenewal defaults to the budget; make it longer so that only the budget can cancel.
+	s, err := Run(context.Background(), f, sp, &Options{Budget: 400 * time.Millisecond, ReceiveMargin: 100 * time.Millisecond,
+		NoMessageWait: time.Minute, MaxLockRenewal: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 400*time.Millisecond || el > 5*time.Second {
+		t.Fatalf("run took %v, want about the 400ms budget", el)
+	}
+	got := f.settledCopy()
+	if got["m0"] != "abandon" || got["m1"] != "abandon" || got["m2"] != "complete" {
+		t.Fatalf("settled %v", got)
+	}
+	if !errors.Is(sp.cause("m0"), ErrBudgetExhausted) {
+		t.Errorf("processor saw cause %v", sp.cause("m0"))
+	}
+	if s.Abandoned != 2 || s.Completed != 1 || s.Received != 3 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestLockLostIsNeverSettled(t *testing.T) {
+	f := newFake(time.Second, "block", "work:2500ms")
+	f.loseLock("m0")
+	sp := &scripted{}
+	s, err := Run(context.Background(), f, sp, fast(&Options{Budget: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.settledCopy()
+	if _, ok := got["m0"]; ok {
+		t.Fatalf("lost message settled: %v", got)
+	}
+	if got["m1"] != "complete" {
+		t.Fatalf("m1 settled %q, want complete", got["m1"])
+	}
+	if !errors.Is(sp.cause("m0"), lockrenew.ErrLockLost) {
+		t.Errorf("processor saw cause %v", sp.cause("m0"))
+	}
+	if s.LocksLost != 1 || s.Completed != 1 || s.Renewals < 1 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestSettlementFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		failOp  map[string]error
+		lost    bool
+		want    string
+		summary Summary
+	}{
+		{"complete lock lost", nil, true, "", Summary{Received: 1, LocksLost: 1}},
+		{"complete fails", map[string]error{"complete": errors.New("io")}, false, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"complete and abandon fail", map[string]error{"complete": errors.New("io"), "abandon": errors.New("io")}, false, "", Summary{Received: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(time.Minute, "complete")
+			f.failOp = tt.failOp
+			// Lose the lock only at settlement: the renewer never runs within the one-minute lock.
+			p := processor.Func(func(context.Context, *azservicebus.ReceivedMessage) processor.Outcome {
+				if tt.lost {
+					f.loseLock("m0")
+				}
+				return processor.Complete()
+			})
+			s, err := Run(context.Background(), f, p, fast(&Options{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.settledCopy()["m0"]; got != tt.want {
+				t.Fatalf("settled %q, want %q", got, tt.want)
+			}
+			s.DurationMs = 0
+			if s != tt.summary {
+				t.Fatalf("summary %+v, want %+v", s, tt.summary)
+			}
+		})
+	}
+}
+
+func TestReceiveDoneBeforeWorkersFinish(t *testing.T) {
+	f := newFake(time.Minute, "block")
+	var calls atomic.Int32
+	var settledAtReceiveDone atomic.Int32
+	s, err := Run(context.Background(), f, &scripted{}, &Options{Budget: 500 * time.Millisecond, ReceiveMargin: 200 * time.Millisecond,
+		NoMessageWait: time.Minute, ReceiveDone: func() {
+			calls.Add(1)
+			settledAtReceiveDone.Store(int32(len(f.settledCopy())))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 1 || settledAtReceiveDone.Load() != 0 || s.Abandoned != 1 {
+		t.Fatalf("ReceiveDone calls %d, settled before it %d, summary %+v", calls.Load(), settledAtReceiveDone.Load(), s)
+	}
+}
+
+func TestHungSettlementIsBounded(t *testing.T) {
+	f := newFake(time.Minute, "complete", "block")
+	f.hang = true
+	start := time.Now()
+	s, err := Run(context.Background(), f, &scripted{}, &Options{Budget: 500 * time.Millisecond, ReceiveMargin: 100 * time.Millisecond,
+		NoMessageWait: time.Minute, SettleTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The completion times out (300ms) and its abandon too; the budget-cancelled message's abandon is cut at
+	// deadline + SettleTimeout = 800ms.
+	if el := time.Since(start); el < 500*time.Millisecond || el > 800*time.Millisecond+time.Second {
+		t.Fatalf("run took %v, want ≤ budget + settle timeout", el)
+	}
+	if s.Completed != 0 || s.Abandoned != 0 || s.Received != 2 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestReceiveErrorFailsRun(t *testing.T) {
+	f := newFake(time.Minute, "complete")
+	f.receiveErr = &azservicebus.Error{Code: azservicebus.CodeUnauthorizedAccess}
+	s, err := Run(context.Background(), f, &scripted{}, fast(&Options{}))
+	if !errors.Is(err, ErrReceive) {
+		t.Fatalf("error %v, want ErrReceive", err)
+	}
+	if s.Completed != 1 {
+		t.Fatalf("message received before the error not completed: %+v", s)
+	}
+}
+
+func TestCallerCancelAbandonsOnDetachedContext(t *testing.T) {
+	f := newFake(time.Minute, "block")
+	ctx, cancel := context.WithCancel(context.Background())
+	p := processor.Func(func(pctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		cancel()
+		<-pctx.Done()
+		return processor.Complete()
+	})
+	s, err := Run(ctx, f, p, fast(&Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.settledCopy()["m0"]; got != "abandon" || s.Abandoned != 1 {
+		t.Fatalf("settled %q, summary %+v", got, s)
+	}
+	if !f.settleCtxOK {
+		t.Fatal("settlement got the caller's cancelled context")
+	}
+}
+
+func TestLongWorkIsRenewed(t *testing.T) {
+	f := newFake(time.Second, "work:2500ms")
+	s, err := Run(context.Background(), f, &scripted{}, fast(&Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Completed != 1 || s.Renewals < 2 || s.LocksLost != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestMaxLockRenewalAbandons(t *testing.T) {
+	f := newFake(200*time.Millisecond, "block")
+	sp := &scripted{}
+	s, err := Run(context.Background(), f, sp, fast(&Options{MaxLockRenewal: 300 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(sp.cause("m0"), lockrenew.ErrMaxRenewal) || f.settledCopy()["m0"] != "abandon" || s.Abandoned != 1 {
+		t.Fatalf("cause %v, settled %v, summary %+v", sp.cause("m0"), f.settledCopy(), s)
+	}
+}
+
+func TestNoGoroutineOutlivesRun(t *testing.T) {
+	base := runtime.NumGoroutine()
+	f := newFake(200*time.Millisecond, "work:300ms", "block", "complete", "work:10ms")
+	if _, err := Run(context.Background(), f, &scripted{}, &Options{Budget: 500 * time.Millisecond,
+		ReceiveMargin: 100 * time.Millisecond, NoMessageWait: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	// Run has joined everything it started; exited goroutines may take a moment to be unaccounted.
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("goroutines %d > baseline %d\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising
+	}
+}
+
+func TestSummaryString(t *testing.T) {
+	s := Summary{Received: 2, Completed: 1, Abandoned: 1, Renewals: 3, DurationMs: 5}
+	if got := s.String(); !strings.Contains(got, "received=2") || !strings.Contains(got, "renewals=3") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestRunNeedsReceiverAndProcessor(t *testing.T) {
+	if _, err := Run(context.Background(), nil, &scripted{}, nil); err == nil {
+		t.Fatal("nil receiver accepted")
+	}
+}

@@ -1,0 +1,173 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/internal/config"
+	"github.com/holdfast-dev/holdfast/processor"
+)
+
+// DeferrerFunc adapts a function (for instance a method value of a ledger whose Defer takes its own,
+// identical settler interface) to Deferrer.
+type DeferrerFunc func(ctx context.Context, s DeferSettler, msg *azservicebus.ReceivedMessage, notBefore time.Time, reason string) error
+
+// Defer calls f.
+func (f DeferrerFunc) Defer(ctx context.Context, s DeferSettler, msg *azservicebus.ReceivedMessage, notBefore time.Time, reason string) error {
+	return f(ctx, s, msg, notBefore, reason)
+}
+
+// ErrClosed is returned by Service.Run after Close.
+var ErrClosed = errors.New("process: service closed")
+
+// closeTimeout bounds closing a run's receiver and the client.
+const closeTimeout = 10 * time.Second
+
+// ServiceOptions configure a Service. Config and Processor are required.
+type ServiceOptions struct {
+	Config    *config.Config
+	Processor processor.Processor
+	// Deferrer is the deferral ledger; nil ⇒ defer outcomes are abandoned.
+	Deferrer Deferrer
+	// Logger: nil ⇒ discard.
+	Logger *slog.Logger
+	// ClientOptions are passed to the azservicebus client; nil ⇒ SDK defaults.
+	ClientOptions *azservicebus.ClientOptions
+	// NoMessageWait and SettleTimeout override the run defaults (see Options).
+	NoMessageWait, SettleTimeout time.Duration
+}
+
+// Service performs runs against the configured entity. It creates the azservicebus client on the first Run
+// (creating it does no network I/O; the AMQP connection opens on first use), opens a receiver per run and
+// closes it when the run ends, which also stops the SDK's background releaser. Run is safe to call from
+// several goroutines, but runs are not meant to overlap (the HTTP layer refuses that).
+type Service struct {
+	cfg    *config.Config
+	opts   ServiceOptions
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	client *azservicebus.Client // guarded by mu; nil until the first Run
+	closed bool                 // guarded by mu
+}
+
+// NewService validates opts and returns a Service. It does no I/O.
+func NewService(opts *ServiceOptions) (*Service, error) {
+	if opts == nil || opts.Config == nil || opts.Processor == nil {
+		return nil, errors.New("process: ServiceOptions.Config and .Processor are required")
+	}
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: opts.Config, opts: *opts, logger: opts.Logger}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// Run performs one run (see process.Run) with the configured budget, batch size and concurrency.
+func (s *Service) Run(ctx context.Context) (Summary, error) {
+	client, err := s.getClient()
+	if err != nil {
+		return Summary{}, err
+	}
+	// Two receivers: one receives, the other settles and renews by lock token (see splitReceiver), so the
+	// receive link can close as soon as receiving ends.
+	recv, err := s.newReceiver(client)
+	if err != nil {
+		return Summary{}, fmt.Errorf("%w: open receiver for %s: %w", ErrReceive, s.cfg.Entity, err)
+	}
+	settle, err := s.newReceiver(client)
+	if err != nil {
+		s.closeReceiver(ctx, recv)
+		return Summary{}, fmt.Errorf("%w: open settlement receiver for %s: %w", ErrReceive, s.cfg.Entity, err)
+	}
+	defer s.closeReceiver(ctx, settle)
+	var closeRecv sync.Once
+	stopReceiving := func() { closeRecv.Do(func() { s.closeReceiver(ctx, recv) }) }
+	defer stopReceiving()
+	return Run(ctx, &splitReceiver{recv: recv, settle: settle}, s.opts.Processor, &Options{
+		Budget:         s.cfg.RunBudget,
+		BatchSize:      s.cfg.BatchSize,
+		Concurrency:    s.cfg.Concurrency,
+		MaxLockRenewal: s.cfg.MaxLockRenewal,
+		NoMessageWait:  s.opts.NoMessageWait,
+		SettleTimeout:  s.opts.SettleTimeout,
+		ReceiveDone:    stopReceiving,
+		Deferrer:       s.opts.Deferrer,
+		Logger:         s.logger.With(slog.String("entity", s.cfg.Entity.String())),
+	})
+}
+
+// closeReceiver closes r within closeTimeout, even when ctx is already cancelled.
+func (s *Service) closeReceiver(ctx context.Context, r *azservicebus.Receiver) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	if err := r.Close(cctx); err != nil {
+		s.logger.Warn("closing a receiver failed", slog.Any("error", err))
+	}
+}
+
+func (s *Service) getClient() (*azservicebus.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.client != nil {
+		return s.client, nil
+	}
+	c, err := newClient(s.cfg.ServiceBus, s.opts.ClientOptions)
+	if err != nil {
+		return nil, err
+	}
+	s.client = c
+	return c, nil
+}
+
+func newClient(conn config.Connection, opts *azservicebus.ClientOptions) (*azservicebus.Client, error) {
+	if conn.ConnectionString != "" {
+		c, err := azservicebus.NewClientFromConnectionString(conn.ConnectionString, opts)
+		if err != nil {
+			return nil, fmt.Errorf("process: %s: %w", config.SettingServiceBus, err)
+		}
+		return c, nil
+	}
+	cred, err := conn.TokenCredential()
+	if err != nil {
+		return nil, err
+	}
+	c, err := azservicebus.NewClient(conn.Endpoint, cred, opts)
+	if err != nil {
+		return nil, fmt.Errorf("process: %s: %w", config.SettingServiceBusNamespace, err)
+	}
+	return c, nil
+}
+
+func (s *Service) newReceiver(c *azservicebus.Client) (*azservicebus.Receiver, error) {
+	ro := &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModePeekLock}
+	if e := s.cfg.Entity; e.Queue != "" {
+		return c.NewReceiverForQueue(e.Queue, ro)
+	}
+	return c.NewReceiverForSubscription(s.cfg.Entity.Topic, s.cfg.Entity.Subscription, ro)
+}
+
+// Close closes the client; later Runs fail with ErrClosed. It does not wait for a Run in progress: cancel
+// its context first.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	c := s.client
+	s.client, s.closed = nil, true
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Close(ctx)
+}
