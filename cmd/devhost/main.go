@@ -1,0 +1,74 @@
+// Command devhost runs a custom-handler function app locally: a stand-in for `func start` when
+// Azure Functions Core Tools are not installed. See package internal/devhost for what it does and
+// does not do.
+//
+//	go run ./cmd/devhost -script-root dist -settings local.settings.json -addr 127.0.0.1:7071
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/holdfast-dev/holdfast/internal/devhost"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program: 0 after a clean shutdown when ctx is done, 1 when the app cannot be
+// loaded or the handler fails, 2 for bad flags.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("devhost", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		root     = fs.String("script-root", "dist", "function app root (host.json and one folder per function)")
+		settings = fs.String("settings", "", "local.settings.json path (default <script-root>/local.settings.json)")
+		addr     = fs.String("addr", "127.0.0.1:7071", "listen address for /api/<route> and /admin/functions/<name>")
+		level    = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		drain    = fs.Duration("drain-timeout", 30*time.Second, "how long shutdown waits for running invocations")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "devhost: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: lv}))
+
+	h, err := devhost.New(&devhost.Options{
+		ScriptRoot: *root, SettingsPath: *settings, Addr: *addr, Logger: log, DrainTimeout: *drain,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := h.Start(ctx); err != nil {
+		h.Close()
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case <-h.Done():
+	}
+	if err := h.Close(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
