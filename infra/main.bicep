@@ -1,0 +1,293 @@
+// holdfast: a Go custom handler on Azure Functions that receives from Service Bus with lock renewal, defers
+// with a ledger in Table Storage and drains deferred messages over HTTP.
+//
+// Deploys into an existing resource group (az deployment group create, or azd with a resource group):
+//   user-assigned identity · Service Bus namespace + queue (or topic + subscription) · storage account
+//   (host storage, deployment container, ledger table) · Log Analytics + Application Insights · function app
+//   on Flex Consumption (default) or legacy Consumption (Y1).
+// Everything authenticates with the identity; the template creates no keys and outputs no secrets.
+// Parameter choices are explained in infra/README.md.
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------------------
+// General
+
+@description('Azure region for every resource.')
+@minLength(1)
+@maxLength(64)
+param location string = resourceGroup().location
+
+@description('azd environment name, recorded in the azd-env-name tag. Empty outside azd.')
+@maxLength(64)
+param environmentName string = ''
+
+@description('Prefix of every resource name: 3-11 lowercase letters or digits, starting with a letter.')
+@minLength(3)
+@maxLength(11)
+param namePrefix string = 'holdfast'
+
+// ---------------------------------------------------------------------------------------------------------
+// Service Bus
+
+@description('Service Bus tier. Standard is enough; Basic lacks duplicate detection and topics.')
+@allowed([
+  'Standard'
+  'Premium'
+])
+param serviceBusSku string = 'Standard'
+
+@description('Receive from a queue (default) or from a subscription of a topic.')
+@allowed([
+  'queue'
+  'topic'
+])
+param entityKind string = 'queue'
+
+@description('Queue name (entityKind queue).')
+@minLength(1)
+@maxLength(260)
+param queueName string = 'holdfast'
+
+@description('Topic name (entityKind topic).')
+@minLength(1)
+@maxLength(260)
+param topicName string = 'holdfast'
+
+@description('Subscription name (entityKind topic).')
+@minLength(1)
+@maxLength(50)
+param subscriptionName string = 'holdfast'
+
+@description('Peek-lock duration in seconds (service maximum 300). The handler renews the lock while a message is processed.')
+@minValue(5)
+@maxValue(300)
+param lockDurationSeconds int = 60
+
+@description('Deliveries before the broker dead-letters a message. Abandon, lock loss and defer count as deliveries.')
+@minValue(10)
+@maxValue(100)
+param maxDeliveryCount int = 10
+
+@description('Message time to live in hours (default 14 days). Bounds how long a deferred message can wait for a drain.')
+@minValue(1)
+@maxValue(8760)
+param messageTimeToLiveHours int = 336
+
+@description('Dead-letter messages when they expire instead of dropping them.')
+param deadLetteringOnMessageExpiration bool = true
+
+@description('Delete the entity after this idle time; the default means never.')
+@allowed([
+  'P10675199DT2H48M5.4775807S'
+  'P30D'
+  'P90D'
+  'P365D'
+])
+param autoDeleteOnIdle string = 'P10675199DT2H48M5.4775807S'
+
+@description('Duplicate detection: a resubmitted copy whose send is retried is dropped. Fixed at entity creation.')
+param requiresDuplicateDetection bool = true
+
+@description('Duplicate detection window in minutes (default 1 day); must cover the drain retry horizon.')
+@minValue(10)
+@maxValue(10080)
+param duplicateDetectionWindowMinutes int = 1440
+
+@description('Server-side batched store operations.')
+param enableBatchedOperations bool = true
+
+@description('Maximum entity size in megabytes (deferred messages count toward it).')
+@allowed([
+  1024
+  2048
+  3072
+  4096
+  5120
+])
+param maxSizeInMegabytes int = 1024
+
+// ---------------------------------------------------------------------------------------------------------
+// Storage and monitoring
+
+@description('Deferral ledger table (HOLDFAST_DEFERRAL_TABLE): a letter then 2-62 letters or digits.')
+@minLength(3)
+@maxLength(63)
+param deferralTableName string = 'holdfastdeferrals'
+
+@description('Log Analytics retention in days.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+// ---------------------------------------------------------------------------------------------------------
+// Function app
+
+@description('Hosting plan: FlexConsumption (default) or the legacy Linux Consumption plan (retires 30 Sep 2028).')
+@allowed([
+  'FlexConsumption'
+  'Consumption'
+])
+param hostingPlan string = 'FlexConsumption'
+
+@description('Host functionTimeout in minutes; a ProcessQueue run lasts this minus 30 s. Clamped to 10 on Consumption.')
+@minValue(1)
+@maxValue(240)
+param functionTimeoutMinutes int = 10
+
+@description('HOLDFAST_BATCH_SIZE: messages requested per receive call.')
+@minValue(1)
+@maxValue(5000)
+param batchSize int = 20
+
+@description('HOLDFAST_CONCURRENCY: messages processed at once by one run.')
+@minValue(1)
+@maxValue(1000)
+param concurrency int = 8
+
+@description('HOLDFAST_PROCESSOR: the message processor.')
+@allowed([
+  'demo'
+  'webhook'
+])
+param processor string = 'demo'
+
+@description('HOLDFAST_WEBHOOK_URL for the webhook processor; leave empty otherwise.')
+@secure()
+@maxLength(2048)
+param webhookUrl string = ''
+
+@description('ProcessQueueSchedule: NCRONTAB (six fields, seconds first) of the ProcessQueue timer.')
+@minLength(11)
+@maxLength(100)
+param processQueueSchedule string = '0 */1 * * * *'
+
+@description('Flex Consumption instance memory in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Flex Consumption maximum instance count.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Consumption (Y1) only: blob URL of the uploaded package zip; empty before the first upload.')
+@maxLength(2048)
+param packageUrl string = ''
+
+// ---------------------------------------------------------------------------------------------------------
+
+var token = toLower(uniqueString(resourceGroup().id, namePrefix))
+var tags = empty(environmentName) ? {} : { 'azd-env-name': environmentName }
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${namePrefix}-${token}'
+  location: location
+  tags: tags
+}
+
+module serviceBus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  params: {
+    location: location
+    tags: tags
+    namespaceName: 'sb-${namePrefix}-${token}'
+    skuName: serviceBusSku
+    entityKind: entityKind
+    queueName: queueName
+    topicName: topicName
+    subscriptionName: subscriptionName
+    lockDurationSeconds: lockDurationSeconds
+    maxDeliveryCount: maxDeliveryCount
+    messageTimeToLiveHours: messageTimeToLiveHours
+    deadLetteringOnMessageExpiration: deadLetteringOnMessageExpiration
+    autoDeleteOnIdle: autoDeleteOnIdle
+    requiresDuplicateDetection: requiresDuplicateDetection
+    duplicateDetectionWindowMinutes: duplicateDetectionWindowMinutes
+    enableBatchedOperations: enableBatchedOperations
+    maxSizeInMegabytes: maxSizeInMegabytes
+    principalId: identity.properties.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    location: location
+    tags: tags
+    accountName: take('st${namePrefix}${token}', 24)
+    deploymentContainerName: 'app-package-${take(token, 8)}'
+    deferralTableName: deferralTableName
+    principalId: identity.properties.principalId
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: tags
+    workspaceName: 'log-${namePrefix}-${token}'
+    appInsightsName: 'appi-${namePrefix}-${token}'
+    retentionInDays: logRetentionInDays
+    principalId: identity.properties.principalId
+  }
+}
+
+// The app consumes outputs of the three modules above, so it is created after their role assignments.
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    location: location
+    tags: tags
+    hostingPlan: hostingPlan
+    planName: 'plan-${namePrefix}-${token}'
+    appName: 'func-${namePrefix}-${token}'
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    storageAccountName: storage.outputs.accountName
+    blobEndpoint: storage.outputs.blobEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    entityPath: serviceBus.outputs.entityPath
+    deferralTableName: storage.outputs.deferralTableName
+    functionTimeoutMinutes: functionTimeoutMinutes
+    batchSize: batchSize
+    concurrency: concurrency
+    processor: processor
+    webhookUrl: webhookUrl
+    processQueueSchedule: processQueueSchedule
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    packageUrl: packageUrl
+  }
+}
+
+@description('Function app name (func azure functionapp publish <name> --custom).')
+output functionAppName string = functionApp.outputs.name
+
+@description('Function app host name; the drain API is https://<host>/api/deferred.')
+output functionAppHostName string = functionApp.outputs.defaultHostName
+
+@description('Service Bus fully qualified namespace.')
+output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
+
+@description('Queue name, or <topic>/Subscriptions/<subscription> (HOLDFAST_ENTITY).')
+output queueName string = serviceBus.outputs.entityPath
+
+@description('Table endpoint of the ledger storage account.')
+output tableEndpoint string = storage.outputs.tableEndpoint
+
+@description('Storage account holding host storage, the package container and the ledger table.')
+output storageAccountName string = storage.outputs.accountName
+
+@description('Blob container for the deployment package (Y1: upload the zip here, then set packageUrl).')
+output deploymentContainerName string = storage.outputs.deploymentContainerName
+
+@description('Client ID of the app identity (AZURE_CLIENT_ID).')
+output identityClientId string = identity.properties.clientId
