@@ -26,7 +26,7 @@ import (
 
 const (
 	// DefaultTable is the table name used when settings name none.
-	DefaultTable = "deferred"
+	DefaultTable = "holdfastdeferrals"
 	// DefaultExpiryWarning is how close to ExpiresAt a row is flagged ExpiringSoon.
 	DefaultExpiryWarning = 24 * time.Hour
 	// maxBatch is Table Storage's limit on operations in one entity group transaction.
