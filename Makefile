@@ -2,10 +2,38 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test
-test:
+.PHONY: test test-go fuzz-short fuzz infra-check bench
+# test: everything CI runs — vet, the whole suite with -race (the emulator runs in-process, Azurite is
+# started by the tests from node_modules), a short bounded run of every fuzz target, and the Bicep checks.
+test: infra-check test-go fuzz-short
+
+test-go:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Every fuzz target as package:Target. fuzz-short runs each for FUZZTIME (make test); `make fuzz` longer.
+FUZZ_TARGETS := \
+	./emulator/amqp:FuzzDecodeValue \
+	./emulator/amqp:FuzzParseFrame \
+	./emulator/amqp:FuzzFrameReader \
+	./emulator/broker:FuzzParseConfig \
+	./internal/ledger:FuzzEncodeKey \
+	./internal/invoke:FuzzDecodeTimer \
+	./infra/infratest:FuzzParseString
+FUZZTIME ?= 10s
+
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=2m
+
+infra-check:
+	./scripts/infra-check.sh
 
 # --- local run and packaging -------------------------------------------------------------------
 # The Functions host finds functions only at the app root, so dist/ is staged from host.json, the
@@ -42,3 +70,15 @@ package:
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags="-s -w" -o $(PKGDIR)/handler ./handler
 	cd $(PKGDIR) && zip -q -r -X $(abspath $(PACKAGE_ZIP)) .
 	@echo "wrote $(PACKAGE_ZIP)"
+
+# --- benchmarks (not in CI) ----------------------------------------------------------------------
+# bench prints one table per goal: emulator CPU vs client CPU (sbbench), P1 run vs raw SDK loop,
+# P2 renewals per lock window, P3 drain, P4 handler start-up, and the micro-benchmarks.
+bench:
+	$(GO) build -o bin/sbemulator ./cmd/sbemulator
+	$(GO) build -o bin/handler ./handler
+	$(GO) run ./cmd/sbbench -emulator bin/sbemulator -messages 20000
+	$(GO) test -run='^$$' -bench=BenchmarkRunVsRawLoop -benchtime=5x ./internal/process/
+	$(GO) run ./cmd/hfbench renew
+	$(GO) run ./cmd/hfbench startup -handler bin/handler
+	$(GO) test -run='^$$' -bench=. -benchmem ./emulator/amqp/ ./emulator/broker/ ./lockrenew/

@@ -16,7 +16,7 @@ import (
 // drainRetryHorizon is how long after a failed resubmit the same copy may be sent again: the failed drain's
 // row lease expires and a later drain (often an operator re-running it, possibly the next day) resends the
 // copy with the same MessageID. Duplicate detection drops the second send only inside its window, so the
-// window must be at least this long (infra/README.md, "Duplicate detection").
+// window must be at least this long (README.md, Deploy → Parameters).
 const drainRetryHorizon = 24 * time.Hour
 
 // neverAutoDelete is the TimeSpan.MaxValue the service uses for "never".
