@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	wire "github.com/holdfast-dev/holdfast/emulator/amqp"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
@@ -51,6 +52,7 @@ type link struct {
 	replyKeys []string // keys of this link in conn.replyLinks
 
 	// Guarded by conn.mu.
+	active     time.Time // last attach, flow or transfer of an entity receiver (idle-detach fault)
 	detached   bool
 	detachSent bool // the server detached first; the client's detach needs no answer
 
@@ -186,6 +188,7 @@ func (c *conn) attachClientReceiver(s *session, a *wire.Attach) {
 			l.mode = broker.ReceiveAndDelete
 		}
 		l.wake = make(chan struct{}, 1)
+		l.active = time.Now()
 	}
 	var zero uint32
 	maxSize := c.srv.opts.MaxMessageSize

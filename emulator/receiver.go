@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/Azure/go-amqp"
 
@@ -109,6 +110,7 @@ func (l *link) deliver(ds []broker.Delivery) {
 		}
 		settled := l.mode == broker.ReceiveAndDelete
 		did, err := l.transferLocked(deliveryTag(d), payloads[i], settled)
+		l.active = time.Now()
 		if err != nil {
 			// The connection is going down; the lock expires or another connection settles it.
 			continue

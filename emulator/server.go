@@ -9,6 +9,11 @@
 //	defer srv.Close()
 //	_ = srv.Broker().CreateQueue("orders", broker.DefaultQueueProperties())
 //	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
+//
+// Faults returns one-line fault injection for tests (failing renewals, delayed management
+// replies, dropped connections, idle receive links detached, refused connections); with
+// Options.AdminAddr the same controls, entity management and stats are served over HTTP
+// (package admin). README.md documents configuration, behaviour and the admin API.
 package emulator
 
 import (
@@ -17,9 +22,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
+	"github.com/holdfast-dev/holdfast/emulator/admin"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
 	"github.com/holdfast-dev/holdfast/emulator/mgmt"
 )
@@ -30,6 +37,8 @@ const (
 	DefaultKeepAlive      = 15 * time.Second
 	DefaultMaxFrameSize   = 65536
 	DefaultMaxMessageSize = 262144
+	DefaultKeyName        = "RootManageSharedAccessKey"
+	DefaultKey            = "emulator"
 
 	// minMaxFrameSize is the smallest max-frame-size AMQP 1.0 allows (§2.7.1).
 	minMaxFrameSize = 512
@@ -43,7 +52,8 @@ type Options struct {
 	Config *broker.Config
 	// Logger receives connection-level events. Nil discards them.
 	Logger *slog.Logger
-	// Clock drives lock expiry in the broker. Nil means the real clock.
+	// Clock drives lock expiry, scheduled delivery, TTL expiry and duplicate-detection windows in
+	// the broker, and SAS token expiry in strict mode. Nil means the real clock.
 	Clock broker.Clock
 	// KeepAlive is the interval between empty frames sent on every connection. Default 15s.
 	KeepAlive time.Duration
@@ -52,6 +62,16 @@ type Options struct {
 	// MaxMessageSize is the largest message (or batch) a client may send, advertised on sender attach.
 	// Default 262144 (Standard tier).
 	MaxMessageSize uint64
+	// KeyName and Key are the shared access policy ConnectionString signs with. Defaults
+	// "RootManageSharedAccessKey" and "emulator".
+	KeyName, Key string
+	// StrictAuth makes put-token validate SAS tokens against KeyName/Key (HMAC-SHA256 as the
+	// SDKs sign) and answer 401 (CodeUnauthorizedAccess in the SDK) otherwise. By default any
+	// token is accepted, as the official emulator does.
+	StrictAuth bool
+	// AdminAddr, when set, serves the admin HTTP API (package admin: entities, stats,
+	// faults) on this address, e.g. "localhost:5300". Only loopback clients are served.
+	AdminAddr string
 }
 
 // withDefaults returns a copy of o (which may be nil) with defaults filled in.
@@ -84,6 +104,12 @@ func (o *Options) withDefaults() (Options, error) {
 	if r.MaxMessageSize == 0 {
 		r.MaxMessageSize = DefaultMaxMessageSize
 	}
+	if r.KeyName == "" {
+		r.KeyName = DefaultKeyName
+	}
+	if r.Key == "" {
+		r.Key = DefaultKey
+	}
 	return r, nil
 }
 
@@ -95,8 +121,12 @@ type Server struct {
 	ln     net.Listener
 	broker *broker.Broker
 	mgmt   *mgmt.Handler
+	faults *Faults
+	admin  *http.Server // nil without Options.AdminAddr
+	adminL net.Listener // nil without Options.AdminAddr
 
-	// wg counts the accept goroutine and one goroutine per connection; Close waits for it.
+	// wg counts the accept goroutine, the idle-link watcher, the admin server and one
+	// goroutine per connection; Close waits for it.
 	wg sync.WaitGroup
 
 	mu     sync.Mutex         // guards the fields below
@@ -123,19 +153,72 @@ func Start(opts *Options) (*Server, error) {
 		b.Close()
 		return nil, fmt.Errorf("emulator: listen on %q: %w", o.Addr, err)
 	}
+	mo := &mgmt.Options{Logger: o.Logger, Clock: o.Clock}
+	if o.StrictAuth {
+		mo.StrictAuth = []mgmt.SASKey{{KeyName: o.KeyName, Key: o.Key}}
+	}
 	s := &Server{
 		opts:   o,
 		log:    o.Logger,
 		ln:     ln,
 		broker: b,
-		mgmt:   mgmt.New(b, &mgmt.Options{Logger: o.Logger}),
+		mgmt:   mgmt.New(b, mo),
 		conns:  make(map[*conn]struct{}),
 		done:   make(chan struct{}),
 	}
-	s.wg.Add(1)
+	s.faults = newFaults(s, s.mgmt.Faults())
+	if o.AdminAddr != "" {
+		if s.adminL, err = net.Listen("tcp", o.AdminAddr); err != nil {
+			_ = ln.Close()
+			b.Close()
+			return nil, fmt.Errorf("emulator: admin API: listen on %q: %w", o.AdminAddr, err)
+		}
+		s.admin = &http.Server{
+			Handler:           admin.New(b, s.faults, &admin.Options{Logger: o.Logger}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.admin.Serve(s.adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("admin API stopped", "err", err)
+			}
+		}()
+		s.log.Info("admin API listening", "addr", s.adminL.Addr().String())
+	}
+	s.wg.Add(2)
 	go s.acceptLoop()
-	s.log.Info("emulator listening", "addr", s.Addr())
+	go s.faults.watchIdle()
+	s.log.Info("emulator listening", "addr", s.Addr(), "strictAuth", o.StrictAuth)
 	return s, nil
+}
+
+// Faults returns the server's fault injection controls (also served by the admin API).
+func (s *Server) Faults() *Faults { return s.faults }
+
+// AdminAddr returns the admin API's address ("127.0.0.1:<port>"), or "" without
+// Options.AdminAddr.
+func (s *Server) AdminAddr() string {
+	if s.adminL == nil {
+		return ""
+	}
+	return s.adminL.Addr().String()
+}
+
+// AdminHandler returns the admin API as an http.Handler (served on AdminAddr when set).
+func (s *Server) AdminHandler() http.Handler {
+	return admin.New(s.broker, s.faults, &admin.Options{Logger: s.log})
+}
+
+// liveConns returns the open connections.
+func (s *Server) liveConns() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // Addr returns the address clients dial: "127.0.0.1:<port>" when listening on localhost or on every
@@ -158,7 +241,7 @@ func (s *Server) port() string {
 // ConnectionString returns a Service Bus connection string for the unmodified SDK.
 func (s *Server) ConnectionString() string {
 	return "Endpoint=sb://localhost:" + s.port() +
-		";SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=emulator;UseDevelopmentEmulator=true"
+		";SharedAccessKeyName=" + s.opts.KeyName + ";SharedAccessKey=" + s.opts.Key + ";UseDevelopmentEmulator=true"
 }
 
 // Broker returns the broker behind the server, to create entities and inspect state from Go.
@@ -179,6 +262,10 @@ func (s *Server) Close() error {
 
 		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.closeErr = fmt.Errorf("emulator: close listener: %w", err)
+		}
+		s.mgmt.Close() // requests held by a management delay fault are answered now
+		if s.admin != nil {
+			_ = s.admin.Close()
 		}
 		for _, c := range conns {
 			c.shutdown()
@@ -213,6 +300,11 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		if s.faults.refusing(time.Now()) {
+			s.log.Info("fault: connection refused", "remote", nc.RemoteAddr().String())
+			_ = nc.Close()
+			continue
+		}
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.closed {

@@ -3,6 +3,7 @@ package emulator
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/Azure/go-amqp"
 
@@ -142,6 +143,7 @@ func (c *conn) handleFlow(s *session, f *wire.Flow) *wire.Error {
 		l.drain = true
 	}
 	if l.kind == kindEntity {
+		l.active = time.Now()
 		l.signal()
 	} else {
 		l.flushRepliesLocked()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/Azure/go-amqp"
 
@@ -105,11 +106,33 @@ func (c *conn) process(l *link, in *incoming) wire.DeliveryState {
 			c.routeReply(m, c.srv.mgmt.CBS(m))
 		}
 	case kindMgmt:
+		if d := c.srv.mgmt.Delay(); d > 0 {
+			c.wg.Add(1)
+			go c.answerLater(d, l.path, msgs)
+			break
+		}
 		for _, m := range msgs {
-			c.routeReply(m, c.srv.mgmt.Management(l.path, m))
+			c.routeReply(m, c.srv.mgmt.Answer(l.path, m))
 		}
 	}
 	return &wire.Accepted{}
+}
+
+// answerLater answers management requests after the injected delay d (the DelayManagement
+// fault), so that only these replies wait, not the connection. It runs in its own goroutine,
+// owned by c.wg; when the connection closes first the requests go unanswered.
+func (c *conn) answerLater(d time.Duration, path string, msgs []*amqp.Message) {
+	defer c.wg.Done()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.done:
+		return
+	}
+	for _, m := range msgs {
+		c.routeReply(m, c.srv.mgmt.Answer(path, m))
+	}
 }
 
 // decodeMessages decodes a delivery payload: one message, or a batch envelope of messages.

@@ -2,7 +2,10 @@
 // azservicebus SDK talks to. It prints the connection string, then logs JSON, on stdout, and stops
 // cleanly on SIGINT or SIGTERM.
 //
-//	sbemulator -addr localhost:5672 -config Config.json -log-level info
+//	sbemulator -addr localhost:5672 -config Config.json -admin-addr localhost:5300 -log-level info
+//
+// -admin-addr serves the admin HTTP API (entities, stats, faults; see emulator/README.md) to
+// loopback clients; -strict-auth makes the emulator validate SAS tokens against -key-name/-key.
 package main
 
 import (
@@ -30,6 +33,10 @@ func run(args []string) error {
 	addr := fs.String("addr", "localhost:5672", "TCP address to listen on")
 	configPath := fs.String("config", "", "path to a Config.json describing the entities (empty: none)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	adminAddr := fs.String("admin-addr", "", "address of the admin HTTP API, e.g. localhost:5300 (empty: off); serves loopback clients only")
+	strict := fs.Bool("strict-auth", false, "validate SAS tokens against -key-name/-key and answer 401 otherwise")
+	keyName := fs.String("key-name", emulator.DefaultKeyName, "shared access key name of the printed connection string")
+	key := fs.String("key", emulator.DefaultKey, "shared access key of the printed connection string")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,11 +54,17 @@ func run(args []string) error {
 		}
 		cfg = c
 	}
-	srv, err := emulator.Start(&emulator.Options{Addr: *addr, Config: cfg, Logger: log})
+	srv, err := emulator.Start(&emulator.Options{
+		Addr: *addr, Config: cfg, Logger: log, AdminAddr: *adminAddr,
+		StrictAuth: *strict, KeyName: *keyName, Key: *key,
+	})
 	if err != nil {
 		return err
 	}
 	fmt.Println(srv.ConnectionString())
+	if a := srv.AdminAddr(); a != "" {
+		log.Info("admin API", "url", "http://"+a)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -16,6 +16,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"missing config", []string{"-config", filepath.Join(t.TempDir(), "absent.json")}, "-config"},
 		{"unknown flag", []string{"-nope"}, "nope"},
 		{"bad address", []string{"-addr", "256.0.0.1:bad"}, "listen"},
+		{"bad admin address", []string{"-addr", "127.0.0.1:0", "-admin-addr", "256.0.0.1:bad"}, "admin API"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,13 +13,23 @@
 // sequence order; PeekLock locks expire after LockDuration (delivery count + 1, dead-lettered
 // with reason MaxDeliveryCountExceeded when the count reaches MaxDeliveryCount); abandon
 // counts a delivery, release does not; deferred messages are reachable only by sequence
-// number. Deferring does not count a delivery (Azure counts the delivery that ended in a
-// defer, so there MaxDeliveryCount 1 dead-letters on defer; here it does not). Dead-lettered messages keep their sequence number and enqueued time, start again at
-// delivery count 0, and carry the message annotation x-opt-deadletter-source.
+// number. Deferring counts the delivery that ended in the defer, as Azure does (with
+// MaxDeliveryCount 1 a defer dead-letters the message). Dead-lettered messages keep their
+// sequence number and enqueued time, start again at delivery count 0, and carry the message
+// annotation x-opt-deadletter-source.
 //
-// Not implemented yet (the seams are in place): topics and subscriptions, scheduled messages
-// (a future x-opt-scheduled-enqueue-time is stored but the message is available at once),
-// duplicate detection, TTL expiry, sessions, auto-forwarding and fault injection.
+// Topics fan each message out to their subscriptions ("<topic>/Subscriptions/<sub>", each
+// with its own dead-letter subqueue) whose rules match: correlation filters, or the true
+// filter (no rules, or SQL "1=1"). A message sent with a future x-opt-scheduled-enqueue-time
+// is Scheduled (state 2) until the Clock reaches that time. With RequiresDuplicateDetection a
+// message whose message-id was sent within DuplicateDetectionHistoryTimeWindow (counted from
+// the first sighting) is accepted and dropped. A message's TTL is the smaller of header.ttl
+// and DefaultMessageTimeToLive; when it runs out the message moves to the dead-letter
+// subqueue (reason TTLExpiredException) if DeadLetteringOnMessageExpiration, else it is
+// dropped. A locked message expires only when its lock ends, a deferred one only when
+// ReceiveDeferred asks for it; dead-lettered messages never expire.
+//
+// Not implemented: sessions, auto-forwarding, SQL filters and rule actions.
 package broker
 
 import (
@@ -27,8 +37,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/go-amqp"
@@ -64,19 +76,21 @@ type Broker struct {
 	clock Clock
 	log   *slog.Logger
 
-	mu       sync.RWMutex       // guards the fields below
-	queues   map[string]*Entity // lower-cased queue name → queue entity
-	closed   bool
-	topicCfg []TopicConfig // parsed but not built yet
+	mgmtCalls atomic.Uint64 // management and CBS requests answered (NoteManagementCall)
+
+	mu     sync.RWMutex       // guards the fields below
+	queues map[string]*Entity // lower-cased queue name → queue entity
+	topics map[string]*topic  // lower-cased topic name → topic
+	closed bool
 }
 
-// New builds a broker holding the queues of cfg (nil ⇒ an empty namespace). Topics in cfg are
-// validated by ParseConfig but not built yet: New logs a warning for each and skips it.
+// New builds a broker holding the queues, topics and subscriptions of cfg (nil ⇒ an empty
+// namespace).
 func New(cfg *Config, opts *Options) (*Broker, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	b := &Broker{clock: opts.Clock, log: opts.Logger, queues: make(map[string]*Entity)}
+	b := &Broker{clock: opts.Clock, log: opts.Logger, queues: make(map[string]*Entity), topics: make(map[string]*topic)}
 	if b.clock == nil {
 		b.clock = RealClock()
 	}
@@ -97,9 +111,10 @@ func New(cfg *Config, opts *Options) (*Broker, error) {
 			}
 		}
 		for _, t := range ns.Topics {
-			b.log.Warn("topics are not supported yet; skipping", "namespace", ns.Name, "topic", t.Name,
-				"subscriptions", len(t.Subscriptions))
-			b.topicCfg = append(b.topicCfg, t)
+			if err := b.CreateTopicConfig(t); err != nil {
+				b.Close()
+				return nil, err
+			}
 		}
 	}
 	return b, nil
@@ -114,12 +129,42 @@ func (b *Broker) Close() {
 		return
 	}
 	b.closed = true
-	queues := b.queues
-	b.queues = map[string]*Entity{}
+	queues, topics := b.queues, b.topics
+	b.queues, b.topics = map[string]*Entity{}, map[string]*topic{}
 	b.mu.Unlock()
 	for _, q := range queues {
 		q.shutdown(ErrClosed)
 	}
+	for _, t := range topics {
+		t.shutdown(ErrClosed)
+	}
+}
+
+// CreateTopicConfig creates a topic and its subscriptions as Config.json describes them. If
+// a subscription fails, the topic is deleted again.
+func (b *Broker) CreateTopicConfig(t TopicConfig) error {
+	if err := b.CreateTopic(t.Name, t.Properties); err != nil {
+		return err
+	}
+	for _, s := range t.Subscriptions {
+		if err := b.CreateSubscription(t.Name, s.Name, s.Properties, s.Rules); err != nil {
+			_ = b.DeleteTopic(t.Name)
+			return err
+		}
+	}
+	return nil
+}
+
+// nameFreeLocked checks that no queue or topic has name (case-insensitively).
+func (b *Broker) nameFreeLocked(name string) error {
+	key := strings.ToLower(name)
+	if prev, ok := b.queues[key]; ok {
+		return fmt.Errorf("%w (queue %q)", ErrEntityExists, prev.path)
+	}
+	if prev, ok := b.topics[key]; ok {
+		return fmt.Errorf("%w (topic %q)", ErrEntityExists, prev.name)
+	}
+	return nil
 }
 
 // CreateQueue adds a queue (and its dead-letter subqueue). The name is checked with
@@ -138,8 +183,8 @@ func (b *Broker) CreateQueue(name string, p QueueProperties) error {
 		return ErrClosed
 	}
 	key := strings.ToLower(name)
-	if prev, ok := b.queues[key]; ok {
-		return fmt.Errorf("broker: create queue %q: %w (as %q)", name, ErrEntityExists, prev.path)
+	if err := b.nameFreeLocked(name); err != nil {
+		return fmt.Errorf("broker: create queue %q: %w", name, err)
 	}
 	q := newEntity(name, KindQueue, p, b.clock, b.log)
 	q.dlq = newEntity(name+DeadLetterQueueSuffix, KindDeadLetterQueue, p, b.clock, b.log)
@@ -169,7 +214,7 @@ func (b *Broker) DeleteQueue(name string) error {
 	return nil
 }
 
-// Queues returns the names of the queues, as created.
+// Queues returns the names of the queues, as created, sorted.
 func (b *Broker) Queues() []string {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -177,51 +222,145 @@ func (b *Broker) Queues() []string {
 	for _, q := range b.queues {
 		names = append(names, q.path)
 	}
+	slices.Sort(names)
 	return names
 }
 
-// Entity resolves a receivable path, case-insensitively: "<queue>" or
-// "<queue>/$DeadLetterQueue" (later "<topic>/Subscriptions/<sub>[/$DeadLetterQueue]").
+// Entity resolves a receivable path, case-insensitively: "<queue>",
+// "<topic>/Subscriptions/<sub>", or either followed by "/$DeadLetterQueue".
 func (b *Broker) Entity(path string) (*Entity, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return nil, ErrClosed
-	}
 	name, dlq := cutSuffixFold(path, DeadLetterQueueSuffix)
-	q, ok := b.queues[strings.ToLower(name)]
-	if !ok {
-		return nil, fmt.Errorf("broker: %q: %w", path, ErrEntityNotFound)
+	var e *Entity
+	if i := strings.LastIndex(strings.ToLower(name), strings.ToLower(SubscriptionsSegment)); i > 0 {
+		if t, err := b.topic(name[:i]); err == nil {
+			sub, ok := t.subscription(name[i+len(SubscriptionsSegment):])
+			if !ok {
+				return nil, fmt.Errorf("broker: %q: %w", path, ErrEntityNotFound)
+			}
+			e = sub
+		} else if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+		// No such topic: a queue may have "/Subscriptions/" in its name.
+	}
+	if e == nil {
+		b.mu.RLock()
+		closed := b.closed
+		q, ok := b.queues[strings.ToLower(name)]
+		b.mu.RUnlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if !ok {
+			return nil, fmt.Errorf("broker: %q: %w", path, ErrEntityNotFound)
+		}
+		e = q
 	}
 	if dlq {
-		return q.dlq, nil
+		return e.dlq, nil
 	}
-	return q, nil
+	return e, nil
 }
 
-// Send enqueues msgs to a queue, all or nothing: every message is checked first. It assigns
-// each a sequence number (x-opt-sequence-number), an enqueued time (x-opt-enqueued-time,
-// UTC, millisecond precision) and a UUID string message-id when it has none. The broker owns
-// the messages afterwards; callers must not touch them again.
+// Send enqueues msgs to a queue or topic, all or nothing: every message is checked first
+// (a nil message or a malformed x-opt-scheduled-enqueue-time ⇒ ErrInvalidMessage). It
+// assigns each a sequence number (x-opt-sequence-number), an enqueued time
+// (x-opt-enqueued-time, UTC, millisecond precision) and a UUID string message-id when it has
+// none. Duplicates (duplicate detection) are accepted and dropped. The broker owns the
+// messages afterwards; callers must not touch them again.
 func (b *Broker) Send(path string, msgs ...*amqp.Message) error {
+	_, err := b.Schedule(path, msgs...)
+	return err
+}
+
+// Schedule is Send returning the sequence numbers assigned, in order (0 for a message
+// dropped as a duplicate): the answer to schedule-message.
+func (b *Broker) Schedule(path string, msgs ...*amqp.Message) ([]int64, error) {
+	if t, err := b.topic(path); err == nil {
+		return t.send(b.clock, msgs)
+	} else if errors.Is(err, ErrClosed) {
+		return nil, err
+	}
+	e, err := b.Entity(path)
+	if err != nil {
+		return nil, err
+	}
+	if e.kind != KindQueue {
+		return nil, fmt.Errorf("broker: send to %q (send to the queue or topic itself): %w", path, ErrSendToSubqueue)
+	}
+	return e.enqueue(msgs)
+}
+
+// CancelScheduled removes scheduled messages of a queue or topic by sequence number before
+// they are due, all or nothing (unknown or already due ⇒ ErrMessageNotFound).
+func (b *Broker) CancelScheduled(path string, seqs ...int64) error {
+	if t, err := b.topic(path); err == nil {
+		return t.cancelScheduled(b.clock, seqs)
+	}
 	e, err := b.Entity(path)
 	if err != nil {
 		return err
 	}
 	if e.kind != KindQueue {
-		return fmt.Errorf("broker: send to %q: %w", path, ErrSendToSubqueue)
+		return fmt.Errorf("broker: cancel scheduled on %q: %w", path, ErrSendToSubqueue)
 	}
-	return e.enqueue(msgs)
+	return e.CancelScheduled(seqs)
 }
 
-// Known reports whether a CBS audience path names an entity: "<entity>",
+// Known reports whether a CBS audience path names an entity: a topic, "<entity>",
 // "<entity>/$management", or any receivable path (case-insensitive).
 func (b *Broker) Known(path string) bool {
 	path = strings.Trim(path, "/")
 	path, _ = cutSuffixFold(path, ManagementSuffix)
+	if _, err := b.topic(path); err == nil {
+		return true
+	}
 	_, err := b.Entity(path)
 	return err == nil
 }
+
+// Stats is a snapshot of the namespace: every entity in path order (queues, topics,
+// subscriptions and their dead-letter subqueues, which are also counted in their parent's
+// DeadLettered) and namespace-wide counters.
+type Stats struct {
+	Entities        []EntityStats
+	ManagementCalls uint64 // $management and $cbs requests answered
+}
+
+// Stats returns a snapshot of every entity. Counts of different entities are taken one after
+// the other, not atomically together.
+func (b *Broker) Stats() Stats {
+	b.mu.RLock()
+	queues := make([]*Entity, 0, len(b.queues))
+	for _, q := range b.queues {
+		queues = append(queues, q)
+	}
+	topics := make([]*topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		topics = append(topics, t)
+	}
+	b.mu.RUnlock()
+	st := Stats{ManagementCalls: b.mgmtCalls.Load()}
+	for _, q := range queues {
+		st.Entities = append(st.Entities, q.Stats(), q.dlq.Stats())
+	}
+	for _, t := range topics {
+		ts, subs := t.stats()
+		st.Entities = append(st.Entities, ts)
+		for _, s := range subs {
+			st.Entities = append(st.Entities, s)
+			if e, err := b.Entity(s.Path + DeadLetterQueueSuffix); err == nil {
+				st.Entities = append(st.Entities, e.Stats())
+			}
+		}
+	}
+	slices.SortFunc(st.Entities, func(a, b EntityStats) int { return strings.Compare(a.Path, b.Path) })
+	return st
+}
+
+// NoteManagementCall counts one request answered on $management or $cbs (the mgmt package
+// calls it).
+func (b *Broker) NoteManagementCall() { b.mgmtCalls.Add(1) }
 
 // cutSuffixFold removes suffix from s when s ends with it, ignoring case.
 func cutSuffixFold(s, suffix string) (string, bool) {

@@ -45,8 +45,7 @@ type QueueConfig struct {
 	Properties QueueProperties
 }
 
-// TopicConfig is one topic with its subscriptions. Topics are parsed and validated and kept
-// here, but New does not build them yet: it logs a warning naming each skipped topic.
+// TopicConfig is one topic with its subscriptions.
 type TopicConfig struct {
 	Name          string
 	Properties    TopicProperties
@@ -116,7 +115,7 @@ type CorrelationFilter struct {
 	Properties       map[string]any
 }
 
-// QueueProperties are the properties of a queue (and, later, of a subscription).
+// QueueProperties are the properties of a queue (and, mapped, of a subscription).
 // DefaultMessageTimeToLive == MaxDuration means messages never expire.
 type QueueProperties struct {
 	LockDuration                             time.Duration
@@ -343,6 +342,9 @@ func (r RuleProperties) validate(path string) error {
 		if r.SQLFilter != nil {
 			return &ConfigError{Path: path + ".SqlFilter", Msg: "not allowed when FilterType is \"Correlation\""}
 		}
+		if r.CorrelationFilter.empty() {
+			return &ConfigError{Path: path + ".CorrelationFilter", Msg: "must set at least one property to match"}
+		}
 	case FilterSQL:
 		if r.SQLFilter == nil || strings.TrimSpace(r.SQLFilter.SQLExpression) == "" {
 			return &ConfigError{Path: path + ".SqlFilter.SqlExpression", Msg: "required when FilterType is \"Sql\""}
@@ -350,10 +352,22 @@ func (r RuleProperties) validate(path string) error {
 		if r.CorrelationFilter != nil {
 			return &ConfigError{Path: path + ".CorrelationFilter", Msg: "not allowed when FilterType is \"Sql\""}
 		}
+		if expr := strings.Join(strings.Fields(r.SQLFilter.SQLExpression), ""); expr != TrueFilterExpression {
+			return &ConfigError{Path: path + ".SqlFilter.SqlExpression", Msg: fmt.Sprintf(
+				"%q: SQL filters are not supported by this emulator except %q (use a Correlation filter)", r.SQLFilter.SQLExpression, TrueFilterExpression)}
+		}
 	default:
 		return &ConfigError{Path: path + ".FilterType", Msg: fmt.Sprintf("%q: must be \"Correlation\" or \"Sql\"", r.FilterType)}
 	}
+	if r.Action != nil && strings.TrimSpace(r.Action.SQLExpression) != "" {
+		return &ConfigError{Path: path + ".Action.SqlExpression", Msg: fmt.Sprintf("%q: rule actions are not supported by this emulator", r.Action.SQLExpression)}
+	}
 	return nil
+}
+
+func (f *CorrelationFilter) empty() bool {
+	return f.ContentType == "" && f.CorrelationID == "" && f.Label == "" && f.MessageID == "" && f.ReplyTo == "" &&
+		f.ReplyToSessionID == "" && f.SessionID == "" && f.To == "" && len(f.Properties) == 0
 }
 
 // checkTTLAndWindow checks the two durations queues and topics share. (The parser already
@@ -674,4 +688,104 @@ func jsonKind(v any) string {
 	default:
 		return fmt.Sprintf("%T", v)
 	}
+}
+
+// ParseQueueProperties parses a queue's "Properties" object of Config.json (empty or "null"
+// ⇒ DefaultQueueProperties) and validates it. Errors are *ConfigError values rooted at
+// "Properties".
+func ParseQueueProperties(data []byte) (QueueProperties, error) {
+	v, err := decodeFragment(data)
+	if err != nil {
+		return QueueProperties{}, err
+	}
+	p := &cfgParser{}
+	qp := p.queueProps("Properties", v)
+	if p.err != nil {
+		return QueueProperties{}, p.err
+	}
+	if err := qp.validate("Properties"); err != nil {
+		return QueueProperties{}, err
+	}
+	return qp, nil
+}
+
+// ParseTopicConfig parses a topic object of Config.json ({"Properties":…, "Subscriptions":
+// […]}; "Name", when present, must equal name) and validates it.
+func ParseTopicConfig(name string, data []byte) (TopicConfig, error) {
+	m, err := namedFragment(name, data)
+	if err != nil {
+		return TopicConfig{}, err
+	}
+	p := &cfgParser{}
+	t := p.topic("Topic", m)
+	if p.err != nil {
+		return TopicConfig{}, p.err
+	}
+	if err := checkName("Topic.Name", t.Name, map[string]string{}); err != nil {
+		return TopicConfig{}, err
+	}
+	if err := t.validate("Topic"); err != nil {
+		return TopicConfig{}, err
+	}
+	return t, nil
+}
+
+// ParseSubscriptionConfig parses a subscription object of Config.json ({"Properties":…,
+// "Rules": […]}; "Name", when present, must equal name) and validates it.
+func ParseSubscriptionConfig(name string, data []byte) (SubscriptionConfig, error) {
+	m, err := namedFragment(name, data)
+	if err != nil {
+		return SubscriptionConfig{}, err
+	}
+	p := &cfgParser{}
+	s := p.subscription("Subscription", m)
+	if p.err != nil {
+		return SubscriptionConfig{}, p.err
+	}
+	t := TopicConfig{Name: "t", Properties: DefaultTopicProperties(), Subscriptions: []SubscriptionConfig{s}}
+	if err := t.validate("Topic"); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.Path = strings.Replace(ce.Path, "Topic.Subscriptions[0]", "Subscription", 1)
+		}
+		return SubscriptionConfig{}, err
+	}
+	return s, nil
+}
+
+// decodeFragment decodes one JSON value (numbers as json.Number); empty input is null.
+func decodeFragment(data []byte) (any, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, &ConfigError{Path: "$", Msg: "invalid JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return nil, &ConfigError{Path: "$", Msg: "trailing data after the JSON value"}
+	}
+	return v, nil
+}
+
+// namedFragment decodes an object and sets its "Name" to name (a different Name is an error).
+func namedFragment(name string, data []byte) (map[string]any, error) {
+	v, err := decodeFragment(data)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		v = map[string]any{}
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, &ConfigError{Path: "$", Msg: "must be an object, got " + jsonKind(v)}
+	}
+	if n, ok := m["Name"]; ok && n != name {
+		return nil, &ConfigError{Path: "Name", Msg: fmt.Sprintf("%v does not match the name in the path %q", n, name)}
+	}
+	m["Name"] = name
+	return m, nil
 }

@@ -33,11 +33,11 @@ func TestLoadExampleConfig(t *testing.T) {
 		cf.Properties["n"] != int64(3) {
 		t.Errorf("subscription %+v, filter %+v", sub, cf)
 	}
-	if sql := sub.Rules[1].Properties; sql.SQLFilter == nil || sql.SQLFilter.SQLExpression != "sys.Label = 'urgent'" || sql.Action == nil {
+	if sql := sub.Rules[1].Properties; sql.SQLFilter == nil || sql.SQLFilter.SQLExpression != "1=1" || sql.Action != nil {
 		t.Errorf("sql rule %+v", sql)
 	}
 
-	// New builds the queues and warns about the topic it skips.
+	// New builds the queues, the topic and its subscription.
 	var logs bytes.Buffer
 	b, err := New(cfg, &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -48,11 +48,17 @@ func TestLoadExampleConfig(t *testing.T) {
 	if err != nil || e.LockDuration() != 5*time.Second {
 		t.Fatalf("Entity(ORDERS) = %v, %v", e, err)
 	}
-	if b.Known("topic.1") {
-		t.Error("topics are not built yet but topic.1 is known")
+	for _, path := range []string{"topic.1", "TOPIC.1/$management", "topic.1/subscriptions/SUBSCRIPTION.1", "topic.1/Subscriptions/subscription.1/$DeadLetterQueue"} {
+		if !b.Known(path) {
+			t.Errorf("Known(%q) = false", path)
+		}
 	}
-	if !strings.Contains(logs.String(), "topic.1") {
-		t.Errorf("no warning about the skipped topic in %q", logs.String())
+	s, err := b.Entity("topic.1/Subscriptions/subscription.1")
+	if err != nil || s.Kind() != KindSubscription || s.Properties().MaxDeliveryCount != 3 {
+		t.Fatalf("subscription entity %v, %v", s, err)
+	}
+	if !strings.Contains(logs.String(), "subscription created") {
+		t.Errorf("no log line about the subscription in %q", logs.String())
 	}
 }
 
@@ -96,6 +102,12 @@ func TestParseConfigErrors(t *testing.T) {
 			"UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Rules[0].Properties.CorrelationFilter.Subject", "unknown field"},
 		{"filter property type", `{"UserConfig":{"Namespaces":[{"Name":"n","Topics":[{"Name":"t","Subscriptions":[{"Name":"s","Rules":[{"Name":"r","Properties":{"FilterType":"Correlation","CorrelationFilter":{"Properties":{"p":[1]}}}}]}]}]}]}}`,
 			"UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Rules[0].Properties.CorrelationFilter.Properties.p", "must be a string, number or boolean"},
+		{"sql filter", `{"UserConfig":{"Namespaces":[{"Name":"n","Topics":[{"Name":"t","Subscriptions":[{"Name":"s","Rules":[{"Name":"r","Properties":{"FilterType":"Sql","SqlFilter":{"SqlExpression":"sys.Label='x'"}}}]}]}]}]}}`,
+			"UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Rules[0].Properties.SqlFilter.SqlExpression", "SQL filters are not supported"},
+		{"rule action", `{"UserConfig":{"Namespaces":[{"Name":"n","Topics":[{"Name":"t","Subscriptions":[{"Name":"s","Rules":[{"Name":"r","Properties":{"FilterType":"Sql","SqlFilter":{"SqlExpression":" 1 = 1 "},"Action":{"SqlExpression":"SET a=1"}}}]}]}]}]}}`,
+			"UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Rules[0].Properties.Action.SqlExpression", "actions are not supported"},
+		{"empty correlation filter", `{"UserConfig":{"Namespaces":[{"Name":"n","Topics":[{"Name":"t","Subscriptions":[{"Name":"s","Rules":[{"Name":"r","Properties":{"FilterType":"Correlation","CorrelationFilter":{}}}]}]}]}]}}`,
+			"UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Rules[0].Properties.CorrelationFilter", "at least one"},
 		{"subscription lock", `{"UserConfig":{"Namespaces":[{"Name":"n","Topics":[{"Name":"t","Subscriptions":[{"Name":"s","Properties":{"LockDuration":"PT10M"}}]}]}]}}`,
 			"UserConfig.Namespaces[0].Topics[0].Subscriptions[0].Properties.LockDuration", "allowed PT1S..PT5M"},
 	}

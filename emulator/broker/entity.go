@@ -18,7 +18,8 @@ type EntityKind int
 const (
 	KindQueue           EntityKind = iota // a queue: Send target and receivable
 	KindDeadLetterQueue                   // a "<entity>/$DeadLetterQueue" subqueue: receivable only
-	KindSubscription                      // reserved for topic subscriptions
+	KindSubscription                      // a topic subscription "<topic>/Subscriptions/<sub>": receivable only
+	KindTopic                             // a topic: Send target only (appears in stats, never as an *Entity)
 )
 
 // ReceiveMode is the settlement mode of a receive.
@@ -35,7 +36,7 @@ type MessageState int32
 const (
 	MessageStateActive    MessageState = 0
 	MessageStateDeferred  MessageState = 1
-	MessageStateScheduled MessageState = 2 // reserved: scheduled messages are not implemented yet
+	MessageStateScheduled MessageState = 2 // enqueued with a future x-opt-scheduled-enqueue-time
 )
 
 // Annotation keys the broker owns.
@@ -54,6 +55,7 @@ const (
 	PropDeadLetterReason           = "DeadLetterReason"
 	PropDeadLetterErrorDescription = "DeadLetterErrorDescription"
 	ReasonMaxDeliveryCountExceeded = "MaxDeliveryCountExceeded"
+	ReasonTTLExpired               = "TTLExpiredException"
 )
 
 // Delivery is one message handed to a receiver. Message is a fresh copy the caller owns (it
@@ -69,12 +71,17 @@ type Delivery struct {
 	LockedUntil    time.Time // zero in ReceiveAndDelete
 }
 
-// Counters count operations on one entity since it was created.
+// Counters count operations on one entity since it was created. Sent counts messages stored
+// (for a dead-letter subqueue: messages moved in); Received counts deliveries of any kind,
+// ReceivedBySequence those of ReceiveDeferred among them.
 type Counters struct {
-	Sent, Received, Peeked                   uint64
-	Completed, Abandoned, Deferred, Released uint64
-	DeadLettered                             uint64 // explicit dead-letters and MaxDeliveryCount moves
-	LockExpired, LockRenewed                 uint64
+	Sent, Received, ReceivedBySequence, Peeked uint64
+	Completed, Abandoned, Deferred, Released   uint64
+	DeadLettered                               uint64 // explicit dead-letters and MaxDeliveryCount moves
+	LockExpired, LockRenewed                   uint64
+	Scheduled, ScheduleCancelled               uint64 // messages stored as scheduled; cancelled before due
+	Duplicates                                 uint64 // sends dropped by duplicate detection
+	Expired                                    uint64 // messages whose TTL ran out (dead-lettered or dropped)
 }
 
 // EntityStats is a snapshot of one entity. Active counts messages in the active state,
@@ -97,7 +104,7 @@ type Entity struct {
 	clock  Clock
 	log    *slog.Logger
 	dlq    *Entity        // the dead-letter subqueue; nil for a subqueue. Immutable.
-	timers sync.WaitGroup // one count per armed lock timer; shutdown waits for running callbacks
+	timers sync.WaitGroup // one count per armed timer (lock, schedule, expiry); shutdown waits for callbacks
 
 	mu      sync.Mutex // guards the fields below and every record in msgs
 	gone    error      // set by shutdown: ErrClosed or a wrapped ErrEntityNotFound
@@ -107,6 +114,10 @@ type Entity struct {
 	locks   map[amqp.UUID]*record
 	wake    chan struct{} // closed by notifyLocked; nil when nobody waits
 	count   Counters
+	dedup   *dedupe    // nil unless RequiresDuplicateDetection (queues only; topics hold their own)
+	expiry  expiryHeap // (expires-at, seq) of active records with a TTL; may hold stale entries
+	expT    Timer      // the sweep timer for expiry's earliest entry; nil when none is armed
+	expAt   time.Time  // when expT fires
 }
 
 // record is one stored message. Its fields are guarded by the mutex of the entity whose msgs
@@ -121,14 +132,21 @@ type record struct {
 	locked bool
 	token  amqp.UUID
 	until  time.Time
-	timer  Timer
+	timer  Timer // the lock timer
+
+	expires time.Time // when the TTL runs out; zero = never (or not yet active)
+	sched   Timer     // the activation timer of a scheduled record
 }
 
 func newEntity(path string, kind EntityKind, p QueueProperties, c Clock, log *slog.Logger) *Entity {
-	return &Entity{
+	e := &Entity{
 		path: path, kind: kind, props: p, clock: c, log: log.With("entity", path),
 		msgs: make(map[int64]*record), locks: make(map[amqp.UUID]*record),
 	}
+	if kind == KindQueue && p.RequiresDuplicateDetection {
+		e.dedup = newDedupe(p.DuplicateDetectionHistoryTimeWindow)
+	}
+	return e
 }
 
 // Path returns the entity's path as created (e.g. "orders" or "orders/$DeadLetterQueue").
@@ -163,18 +181,37 @@ func (e *Entity) Receive(max int, mode ReceiveMode) []Delivery {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.gone != nil || e.ready.Len() == 0 {
+	if e.gone != nil || !e.hasReadyLocked() {
 		return nil
 	}
 	out := make([]Delivery, 0, min(max, e.ready.Len()))
 	t := now(e.clock)
 	for len(out) < max && e.ready.Len() > 0 {
 		r := e.msgs[e.ready.pop()]
+		if r == nil || !r.inReady { // removed while ready (TTL expiry)
+			continue
+		}
 		r.inReady = false
+		if r.expiredAt(t) { // the sweep timer may lag the deadline
+			e.expireMessageLocked(r)
+			continue
+		}
 		out = append(out, e.deliverLocked(r, mode, t))
 	}
 	e.count.Received += uint64(len(out))
 	return out
+}
+
+// hasReadyLocked drops stale entries from the top of the ready heap and reports whether a
+// message is available.
+func (e *Entity) hasReadyLocked() bool {
+	for e.ready.Len() > 0 {
+		if r := e.msgs[e.ready.s[0]]; r != nil && r.inReady {
+			return true
+		}
+		e.ready.pop()
+	}
+	return false
 }
 
 // Available returns a channel that is closed the next time messages may have become
@@ -184,7 +221,7 @@ func (e *Entity) Receive(max int, mode ReceiveMode) []Delivery {
 func (e *Entity) Available() <-chan struct{} {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.gone != nil || e.ready.Len() > 0 {
+	if e.gone != nil || e.hasReadyLocked() {
 		return closedChan
 	}
 	if e.wake == nil {
@@ -215,13 +252,15 @@ func (e *Entity) Abandon(token amqp.UUID, propertiesToModify map[string]any) err
 }
 
 // Defer unlocks the message and sets it Deferred: from now on only ReceiveDeferred reaches
-// it. propertiesToModify are applied to its application properties. The delivery count is
-// unchanged.
+// it. propertiesToModify are applied to its application properties. As on Azure, the delivery
+// that ended in the defer counts: the delivery count goes up by one, and a message reaching
+// MaxDeliveryCount is dead-lettered (MaxDeliveryCountExceeded) instead of deferred.
 func (e *Entity) Defer(token amqp.UUID, propertiesToModify map[string]any) error {
 	return e.settle("defer", token, func(r *record) {
 		applyProps(r.msg, propertiesToModify)
 		r.state = MessageStateDeferred
 		e.count.Deferred++
+		e.failedDeliveryLocked(r)
 	})
 }
 
@@ -242,7 +281,7 @@ func (e *Entity) Release(token amqp.UUID) error {
 	return e.settle("release", token, func(r *record) {
 		e.count.Released++
 		if r.state == MessageStateActive {
-			e.readyLocked(r)
+			e.availableLocked(r)
 		}
 	})
 }
@@ -294,14 +333,22 @@ func (e *Entity) Peek(fromSequenceNumber int64, max int) []*amqp.Message {
 }
 
 // ReceiveDeferred locks (PeekLock) or removes (ReceiveAndDelete) deferred messages by
-// sequence number and returns them in the order asked (duplicates once). If any number is
-// not an unlocked deferred message of this entity it returns an error wrapping
-// ErrMessageNotFound that names the numbers, and changes nothing.
+// sequence number and returns them in the order asked (duplicates once). A requested deferred
+// message whose TTL has run out expires now (as on Azure, deferred messages expire only when
+// someone tries to receive them) and counts as missing. If any number is not an unlocked
+// deferred message of this entity it returns an error wrapping ErrMessageNotFound that names
+// the numbers, and changes nothing else.
 func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.gone != nil {
 		return nil, fmt.Errorf("broker: receive deferred on %q: %w", e.path, e.gone)
+	}
+	t := now(e.clock)
+	for _, s := range seqs {
+		if r := e.msgs[s]; r != nil && r.state == MessageStateDeferred && !r.locked && r.expiredAt(t) {
+			e.expireMessageLocked(r)
+		}
 	}
 	var missing []int64
 	for _, s := range seqs {
@@ -314,7 +361,6 @@ func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, er
 		return nil, fmt.Errorf("broker: receive deferred on %q: sequence numbers %v are not deferred messages of this entity (or are locked): %w",
 			e.path, missing, ErrMessageNotFound)
 	}
-	t := now(e.clock)
 	out := make([]Delivery, 0, len(seqs))
 	for _, s := range seqs {
 		r := e.msgs[s]
@@ -324,6 +370,7 @@ func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, er
 		out = append(out, e.deliverLocked(r, mode, t))
 	}
 	e.count.Received += uint64(len(out))
+	e.count.ReceivedBySequence += uint64(len(out))
 	return out, nil
 }
 
@@ -353,30 +400,64 @@ func (e *Entity) Stats() EntityStats {
 	return st
 }
 
-// enqueue stores new messages (Broker.Send).
-func (e *Entity) enqueue(msgs []*amqp.Message) error {
-	for i, m := range msgs {
-		if m == nil {
-			return fmt.Errorf("broker: send to %q: message %d is nil: %w", e.path, i, ErrInvalidMessage)
-		}
+// enqueue stores new messages (Broker.Send, Broker.Schedule) and returns their sequence
+// numbers; a message dropped by duplicate detection gets 0.
+func (e *Entity) enqueue(msgs []*amqp.Message) ([]int64, error) {
+	if err := checkMessages(e.path, msgs); err != nil {
+		return nil, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.gone != nil {
-		return fmt.Errorf("broker: send to %q: %w", e.path, e.gone)
+		return nil, fmt.Errorf("broker: send to %q: %w", e.path, e.gone)
 	}
 	t := now(e.clock)
-	for _, m := range msgs {
+	seqs := make([]int64, len(msgs))
+	for i, m := range msgs {
+		if key := messageIDKey(m); e.dedup != nil && key != "" && e.dedup.seen(key, t) {
+			e.count.Duplicates++
+			e.log.Debug("duplicate message dropped", "messageId", m.Properties.MessageID)
+			continue
+		}
 		e.nextSeq++
-		prepareStored(m, e.nextSeq, t)
-		r := &record{seq: e.nextSeq, msg: m}
-		e.msgs[r.seq] = r
-		r.inReady = true
-		e.ready.push(r.seq)
+		seqs[i] = e.nextSeq
+		e.storeLocked(m, e.nextSeq, t)
 	}
-	e.count.Sent += uint64(len(msgs))
 	e.notifyLocked()
+	return seqs, nil
+}
+
+// checkMessages validates a batch before anything is stored.
+func checkMessages(path string, msgs []*amqp.Message) error {
+	for i, m := range msgs {
+		if m == nil {
+			return fmt.Errorf("broker: send to %q: message %d is nil: %w", path, i, ErrInvalidMessage)
+		}
+		if v, ok := m.Annotations[AnnotationScheduledTime]; ok && v != nil {
+			if _, ok := v.(time.Time); !ok {
+				return fmt.Errorf("broker: send to %q: message %d: annotation %s is %T, want a timestamp: %w",
+					path, i, AnnotationScheduledTime, v, ErrInvalidMessage)
+			}
+		}
+	}
 	return nil
+}
+
+// storeLocked stores one new message with sequence number seq at time t: scheduled when it
+// carries a future x-opt-scheduled-enqueue-time, otherwise active at once. Caller holds e.mu
+// and calls notifyLocked afterwards.
+func (e *Entity) storeLocked(m *amqp.Message, seq int64, t time.Time) {
+	prepareStored(m, seq, t)
+	r := &record{seq: seq, msg: m}
+	e.msgs[seq] = r
+	e.count.Sent++
+	if at, ok := m.Annotations[AnnotationScheduledTime].(time.Time); ok && at.After(t) {
+		r.state = MessageStateScheduled
+		e.count.Scheduled++
+		e.armScheduleLocked(r, at)
+		return
+	}
+	e.activateLocked(r, t)
 }
 
 // prepareStored stamps a message entering the broker and strips keys the broker owns.
@@ -534,7 +615,7 @@ func (e *Entity) failedDeliveryLocked(r *record) {
 		return
 	}
 	if r.state == MessageStateActive {
-		e.readyLocked(r)
+		e.availableLocked(r)
 	}
 }
 
@@ -553,6 +634,8 @@ func (e *Entity) deadLetterLocked(r *record, reason, description string) {
 		return
 	}
 	delete(e.msgs, r.seq)
+	r.inReady = false
+	r.expires = time.Time{} // messages do not expire in a dead-letter subqueue
 	m.Annotations[AnnotationDeadLetterSource] = e.path
 	r.count = 0
 	r.state = MessageStateActive
@@ -597,6 +680,10 @@ func (e *Entity) shutdown(err error) {
 		for _, r := range e.locks {
 			e.disarmLocked(r)
 		}
+		for _, r := range e.msgs {
+			e.stopScheduleLocked(r)
+		}
+		e.stopSweepLocked()
 		e.notifyLocked()
 	}
 	e.mu.Unlock()

@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/go-amqp"
@@ -50,6 +52,7 @@ const (
 	CondNotImplemented  = "amqp:not-implemented"
 	CondInvalidField    = "amqp:invalid-field"
 	CondInternalError   = "amqp:internal-error"
+	CondServerBusy      = "com.microsoft:server-busy"
 )
 
 // MaxPeekCount caps message-count of one peek, as Azure does.
@@ -58,25 +61,46 @@ const MaxPeekCount = 250
 // Options configure New. A nil *Options means all defaults.
 type Options struct {
 	Logger *slog.Logger // nil ⇒ discard
+	// StrictAuth, when non-empty, makes put-token validate SAS tokens (ValidateSASToken)
+	// against these keys and answer 401 otherwise. Empty: every token is accepted, as the
+	// official emulator does.
+	StrictAuth []SASKey
+	// Clock tells the time tokens expire against; nil ⇒ the wall clock.
+	Clock broker.Clock
 }
 
 // Handler answers CBS and management requests against one broker.
 type Handler struct {
-	b   *broker.Broker
-	log *slog.Logger
+	b      *broker.Broker
+	log    *slog.Logger
+	keys   []SASKey
+	clock  broker.Clock
+	faults Faults
+	done   chan struct{} // closed by Close: cuts injected delays short
+	once   sync.Once
 }
 
 // New returns a Handler for b.
 func New(b *broker.Broker, opts *Options) *Handler {
-	h := &Handler{b: b}
+	h := &Handler{b: b, done: make(chan struct{})}
 	if opts != nil {
-		h.log = opts.Logger
+		h.log, h.keys, h.clock = opts.Logger, slices.Clone(opts.StrictAuth), opts.Clock
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if h.clock == nil {
+		h.clock = broker.RealClock()
+	}
 	return h
 }
+
+// Faults returns the handler's fault injection controls.
+func (h *Handler) Faults() *Faults { return &h.faults }
+
+// Close ends injected delays at once (their requests are answered without waiting). The
+// handler keeps answering afterwards, without delays.
+func (h *Handler) Close() { h.once.Do(func() { close(h.done) }) }
 
 // status is a reply outcome: a code, a description and, for errors, a condition.
 type status struct {
@@ -91,10 +115,13 @@ func badRequest(format string, args ...any) status {
 	return status{code: 400, desc: fmt.Sprintf(format, args...), cond: CondInvalidField}
 }
 
-// CBS answers one $cbs request. Only put-token is supported; tokens are not validated. The
-// audience ("name") may be "amqp://host:port/<path>", "sb://host:port/<path>" or a bare
-// path; 200 when the broker knows the path, 404 otherwise.
+// CBS answers one $cbs request. Only put-token is supported. The audience ("name") may be
+// "amqp://host:port/<path>", "sb://host:port/<path>" or a bare path; 200 when the broker
+// knows the path, 404 otherwise. With Options.StrictAuth the token is validated first: 401
+// (amqp:unauthorized-access, the SDK's CodeUnauthorizedAccess) when it is not a valid SAS
+// token for the audience.
 func (h *Handler) CBS(req *amqp.Message) *amqp.Message {
+	h.b.NoteManagementCall()
 	op, _ := appString(req, "operation")
 	if op != OpPutToken {
 		return reply(req, status{code: 404, desc: fmt.Sprintf("unsupported $cbs operation %q (only put-token)", op), cond: CondNotImplemented}, nil)
@@ -103,12 +130,37 @@ func (h *Handler) CBS(req *amqp.Message) *amqp.Message {
 	if !ok || aud == "" {
 		return reply(req, badRequest("put-token: application property \"name\" (the audience) is missing or not a string"), nil)
 	}
+	if st := h.authorize(req, aud); st.code != 0 {
+		h.log.Info("put-token rejected", "audience", aud, "reason", st.desc)
+		return reply(req, st, nil)
+	}
 	path := audiencePath(aud)
 	if !h.b.Known(path) {
 		h.log.Debug("put-token for unknown entity", "audience", aud)
 		return reply(req, status{code: 404, desc: fmt.Sprintf("The messaging entity '%s' could not be found.", path), cond: CondEntityNotFound}, nil)
 	}
 	return reply(req, status{code: 200, desc: "OK"}, nil)
+}
+
+// authorize validates the token of a put-token request in strict mode (zero status: ok).
+func (h *Handler) authorize(req *amqp.Message, aud string) status {
+	if len(h.keys) == 0 {
+		return status{}
+	}
+	unauthorized := func(format string, args ...any) status {
+		return status{code: 401, desc: "Unauthorized: " + fmt.Sprintf(format, args...), cond: CondUnauthorized}
+	}
+	if typ, _ := appString(req, "type"); typ != TokenTypeSAS {
+		return unauthorized("token type %q is not accepted (want %q: strict mode validates SAS tokens only)", typ, TokenTypeSAS)
+	}
+	token, ok := req.Value.(string)
+	if !ok {
+		return unauthorized("the token (body) is %T, want a string", req.Value)
+	}
+	if err := ValidateSASToken(token, aud, h.keys, h.clock.Now()); err != nil {
+		return unauthorized("%v", err)
+	}
+	return status{}
 }
 
 // audiencePath strips "scheme://host[:port]/" from a CBS audience.
@@ -124,7 +176,31 @@ func audiencePath(aud string) string {
 
 // Management answers one request sent to "<entityPath>/$management" (entityPath is the link
 // address without the suffix).
+//
+// With a management delay fault set it waits that long first (cut short by Close): the
+// caller's goroutine blocks for the delay. Callers that must not block call Delay and
+// Answer instead.
 func (h *Handler) Management(entityPath string, req *amqp.Message) *amqp.Message {
+	if d := h.Delay(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-h.done:
+			t.Stop()
+		}
+	}
+	return h.Answer(entityPath, req)
+}
+
+// Delay returns how long the reply to a management request arriving now is to be delayed
+// (the DelayManagement fault; 0 without it), and counts the request in
+// FaultState.DelayedRequests when it is delayed. Call it once per request.
+func (h *Handler) Delay() time.Duration { return h.faults.takeDelay() }
+
+// Answer is Management without the injected delay: the connection engine waits Delay on a
+// goroutine of its own and then calls Answer, so other traffic is not held up.
+func (h *Handler) Answer(entityPath string, req *amqp.Message) *amqp.Message {
+	h.b.NoteManagementCall()
 	op, _ := appString(req, "operation")
 	out, st := h.management(entityPath, op, req)
 	if st.code >= 400 {
@@ -143,9 +219,17 @@ var operations = map[string]operation{
 	OpUpdateDisposition: (*Handler).updateDisposition,
 }
 
+// pathOperation is an operation on a send target (queue or topic) rather than a receivable
+// entity.
+type pathOperation func(h *Handler, path string, body map[string]any) (map[string]any, status)
+
+var pathOperations = map[string]pathOperation{
+	OpScheduleMessage:        (*Handler).scheduleMessages,
+	OpCancelScheduledMessage: (*Handler).cancelScheduled,
+}
+
 // notYet names the feature behind operations the SDK may send that are not implemented.
 var notYet = map[string]string{
-	OpScheduleMessage: "scheduled messages", OpCancelScheduledMessage: "scheduled messages",
 	OpRenewSessionLock: "sessions", OpGetSessionState: "sessions", OpSetSessionState: "sessions",
 	OpGetMessageSessions: "sessions",
 }
@@ -153,6 +237,16 @@ var notYet = map[string]string{
 func (h *Handler) management(entityPath, op string, req *amqp.Message) (map[string]any, status) {
 	if op == "" {
 		return nil, badRequest("application property \"operation\" is missing or not a string")
+	}
+	if run, ok := pathOperations[op]; ok {
+		if !h.b.Known(entityPath) {
+			return nil, status{code: 404, desc: fmt.Sprintf("The messaging entity '%s' could not be found.", entityPath), cond: CondEntityNotFound}
+		}
+		body, st := requestBody(req)
+		if st.code != 0 {
+			return nil, st
+		}
+		return run(h, entityPath, body)
 	}
 	run, ok := operations[op]
 	if !ok {
@@ -176,6 +270,12 @@ func (h *Handler) renewLock(e *broker.Entity, body map[string]any) (map[string]a
 	tokens, st := uuids(body, "lock-tokens")
 	if st.code != 0 {
 		return nil, st
+	}
+	if code := h.faults.takeRenewFailure(); code != 0 {
+		if code == 410 {
+			return nil, status{code: 410, desc: "The lock supplied is invalid: it expired, or the message was already removed from the queue (injected fault).", cond: CondLockLost}
+		}
+		return nil, status{code: code, desc: "The server is busy; please retry (injected fault).", cond: CondServerBusy}
 	}
 	exp := make([]time.Time, len(tokens))
 	for i, t := range tokens {
@@ -290,9 +390,64 @@ func (h *Handler) updateDisposition(e *broker.Entity, body map[string]any) (map[
 		return nil, badRequest("disposition-status %q: must be completed, abandoned, suspended or defered", disp)
 	}
 	for _, t := range tokens {
+		if h.faults.settlementRejected(t) {
+			return nil, status{code: 410, desc: fmt.Sprintf("The lock supplied is invalid: lock token %s belongs to a receive link the service detached (injected fault).", t), cond: CondLockLost}
+		}
 		if err := settle(t); err != nil {
 			return nil, h.brokerStatus(OpUpdateDisposition, err)
 		}
+	}
+	return nil, ok200
+}
+
+// scheduleMessages answers schedule-message: each embedded message is sent (with its
+// x-opt-scheduled-enqueue-time) and the sequence numbers are returned in order.
+func (h *Handler) scheduleMessages(path string, body map[string]any) (map[string]any, status) {
+	list, ok := body["messages"].([]any)
+	if !ok {
+		return nil, badRequest("messages is %T (want a list of maps)", body["messages"])
+	}
+	if len(list) == 0 {
+		return nil, badRequest("messages must not be empty")
+	}
+	msgs := make([]*amqp.Message, len(list))
+	for i, item := range list {
+		m, st := stringKeyed(fmt.Sprintf("messages[%d]", i), item)
+		if st.code != 0 {
+			return nil, st
+		}
+		raw, ok := m["message"].([]byte)
+		if !ok {
+			return nil, badRequest("messages[%d].message is %T (want binary: an encoded AMQP message)", i, m["message"])
+		}
+		msgs[i] = new(amqp.Message)
+		if err := msgs[i].UnmarshalBinary(raw); err != nil {
+			return nil, badRequest("messages[%d].message does not decode: %v", i, err)
+		}
+		if id, ok := m["message-id"].(string); ok && id != "" {
+			if msgs[i].Properties == nil {
+				msgs[i].Properties = &amqp.MessageProperties{}
+			}
+			if msgs[i].Properties.MessageID == nil {
+				msgs[i].Properties.MessageID = id
+			}
+		}
+	}
+	seqs, err := h.b.Schedule(path, msgs...)
+	if err != nil {
+		return nil, h.brokerStatus(OpScheduleMessage, err)
+	}
+	return map[string]any{"sequence-numbers": seqs}, ok200
+}
+
+// cancelScheduled answers cancel-scheduled-message (unknown numbers ⇒ 404 message-not-found).
+func (h *Handler) cancelScheduled(path string, body map[string]any) (map[string]any, status) {
+	seqs, st := int64s(body, "sequence-numbers")
+	if st.code != 0 {
+		return nil, st
+	}
+	if err := h.b.CancelScheduled(path, seqs...); err != nil {
+		return nil, h.brokerStatus(OpCancelScheduledMessage, err)
 	}
 	return nil, ok200
 }
@@ -307,7 +462,9 @@ func (h *Handler) brokerStatus(op string, err error) status {
 	case errors.Is(err, broker.ErrEntityNotFound):
 		return status{code: 404, desc: err.Error(), cond: CondEntityNotFound}
 	case errors.Is(err, broker.ErrClosed):
-		return status{code: 503, desc: err.Error(), cond: "com.microsoft:server-busy"}
+		return status{code: 503, desc: err.Error(), cond: CondServerBusy}
+	case errors.Is(err, broker.ErrInvalidMessage), errors.Is(err, broker.ErrSendToSubqueue):
+		return status{code: 400, desc: err.Error(), cond: CondInvalidField}
 	default:
 		h.log.Error("management operation failed", "operation", op, "err", err)
 		return status{code: 500, desc: err.Error(), cond: CondInternalError}
