@@ -105,6 +105,7 @@ func loadConfig(e env) (*config.Config, error) {
 type handler struct {
 	http    http.Handler
 	service *process.Service
+	drain   *lazyDrain // nil without deferral storage
 }
 
 func wire(cfg *config.Config, logger *slog.Logger) (*handler, error) {
@@ -112,26 +113,38 @@ func wire(cfg *config.Config, logger *slog.Logger) (*handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	deferrer, err := newDeferrer(cfg, logger)
+	l, err := newLedger(cfg, logger)
 	if err != nil {
 		return nil, err
+	}
+	var deferrer process.Deferrer
+	opts := &httpapi.Options{Logger: logger}
+	var d *lazyDrain
+	if l != nil {
+		deferrer = process.DeferrerFunc(func(ctx context.Context, s process.DeferSettler, msg *azservicebus.ReceivedMessage, notBefore time.Time, reason string) error {
+			return l.Defer(ctx, s, msg, notBefore, reason)
+		})
+		d = &lazyDrain{cfg: cfg, ledger: l, logger: logger}
+		opts.DeferredList, opts.DeferredAction = d.List, d.Action
 	}
 	svc, err := process.NewService(&process.ServiceOptions{Config: cfg, Processor: proc, Deferrer: deferrer, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	e, err := httpapi.New(&httpapi.Options{Runner: svc, Logger: logger})
+	opts.Runner = svc
+	e, err := httpapi.New(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &handler{http: e, service: svc}, nil
+	return &handler{http: e, service: svc, drain: d}, nil
 }
 
-// newDeferrer builds the deferral ledger from DeferralStorage; without it, defer outcomes are abandoned.
-func newDeferrer(cfg *config.Config, logger *slog.Logger) (process.Deferrer, error) {
+// newLedger builds the deferral ledger from DeferralStorage; without it (nil, nil), defer outcomes are
+// abandoned and the drain routes answer 501.
+func newLedger(cfg *config.Config, logger *slog.Logger) (*ledger.Ledger, error) {
 	st := cfg.Storage
 	if !st.IsSet() {
-		logger.Warn("no deferral storage configured: defer outcomes will be abandoned",
+		logger.Warn("no deferral storage configured: defer outcomes will be abandoned and the drain is off",
 			slog.String("setting", config.SettingStorage))
 		return nil, nil
 	}
@@ -151,13 +164,7 @@ func newDeferrer(cfg *config.Config, logger *slog.Logger) (process.Deferrer, err
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", config.SettingStorage, err)
 	}
-	l, err := ledger.New(client, &ledger.Options{Entity: cfg.Entity.String(), Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	return process.DeferrerFunc(func(ctx context.Context, s process.DeferSettler, msg *azservicebus.ReceivedMessage, notBefore time.Time, reason string) error {
-		return l.Defer(ctx, s, msg, notBefore, reason)
-	}), nil
+	return ledger.New(client, &ledger.Options{Entity: cfg.Entity.String(), Logger: logger})
 }
 
 // serve serves on ln until ctx is cancelled, then shuts down: request contexts are cancelled so a run in
@@ -194,6 +201,9 @@ func serve(ctx context.Context, ln net.Listener, h *handler, logger *slog.Logger
 	}
 	if err := h.service.Close(sctx); err != nil {
 		logger.Warn("closing the Service Bus client failed", slog.Any("error", err))
+	}
+	if err := h.drain.Close(sctx); err != nil {
+		logger.Warn("closing the drain's Service Bus client failed", slog.Any("error", err))
 	}
 	logger.Info("stopped")
 	return code

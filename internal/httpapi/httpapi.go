@@ -54,9 +54,11 @@ type Options struct {
 	// TimerBinding is the timer binding name in function.json; "" accepts whichever single binding the
 	// envelope carries.
 	TimerBinding string
-	// DeferredList serves GET /api/deferred; nil ⇒ 501 Not Implemented.
+	// DeferredList serves /api/deferred (drain.Handler.List); nil ⇒ GET answers 501 Not Implemented. A
+	// non-nil handler receives every method, so it can name the allowed one in its 405.
 	DeferredList echo.HandlerFunc
-	// DeferredAction serves POST /api/deferred/:action; nil ⇒ 501 Not Implemented.
+	// DeferredAction serves /api/deferred/:action (drain.Handler.Action); nil ⇒ POST answers 501 Not
+	// Implemented. A non-nil handler receives every method.
 	DeferredAction echo.HandlerFunc
 	// Logger receives request and run logs; nil ⇒ discard.
 	Logger *slog.Logger
@@ -112,15 +114,17 @@ func New(opts *Options) (*echo.Echo, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.GET("/", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.POST(ProcessQueuePath, s.processQueue)
-	list, action := opts.DeferredList, opts.DeferredAction
-	if list == nil {
-		list = notImplemented
+	if opts.DeferredList != nil {
+		e.Any(DeferredPath, opts.DeferredList)
+		e.Any(DeferredPath+"/", opts.DeferredList) // the host's route deferred/{action?} matches it too
+	} else {
+		e.GET(DeferredPath, notImplemented)
 	}
-	if action == nil {
-		action = notImplemented
+	if opts.DeferredAction != nil {
+		e.Any(DeferredActionPath, opts.DeferredAction)
+	} else {
+		e.POST(DeferredActionPath, notImplemented)
 	}
-	e.GET(DeferredPath, list)
-	e.POST(DeferredActionPath, action)
 	return e, nil
 }
 

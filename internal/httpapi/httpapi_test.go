@@ -170,6 +170,16 @@ func TestCustomDeferredHandlers(t *testing.T) {
 	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "unknown action frobnicate") {
 		t.Fatalf("action: %d %s", rec.Code, rec.Body)
 	}
+	// Custom handlers see every method, so they can answer a wrong one themselves.
+	if rec := do(e, http.MethodGet, DeferredPath+"/", ""); rec.Code != 200 {
+		t.Fatalf("list with a trailing slash: %d", rec.Code)
+	}
+	if rec := do(e, http.MethodDelete, DeferredPath, ""); rec.Code != 200 {
+		t.Fatalf("DELETE on the list reached status %d, want the handler's 200", rec.Code)
+	}
+	if rec := do(e, http.MethodGet, "/api/deferred/resubmit", ""); rec.Code != 400 {
+		t.Fatalf("GET on an action reached status %d, want the handler's 400", rec.Code)
+	}
 }
 
 func TestNewNeedsRunner(t *testing.T) {
