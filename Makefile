@@ -19,6 +19,8 @@ FUZZ_TARGETS := \
 	./emulator/broker:FuzzParseConfig \
 	./internal/ledger:FuzzEncodeKey \
 	./internal/invoke:FuzzDecodeTimer \
+	./internal/drain:FuzzDecodeRequest \
+	./emulator/admin:FuzzAdminJSON \
 	./infra/infratest:FuzzParseString
 FUZZTIME ?= 10s
 
@@ -73,12 +75,13 @@ package:
 
 # --- benchmarks (not in CI) ----------------------------------------------------------------------
 # bench prints one table per goal: emulator CPU vs client CPU (sbbench), P1 run vs raw SDK loop,
-# P2 renewals per lock window, P3 drain, P4 handler start-up, and the micro-benchmarks.
+# P2 renewals per lock window, P3 drain (1k vs 10k), P4 handler start-up, and the micro-benchmarks.
 bench:
 	$(GO) build -o bin/sbemulator ./cmd/sbemulator
 	$(GO) build -o bin/handler ./handler
 	$(GO) run ./cmd/sbbench -emulator bin/sbemulator -messages 20000
 	$(GO) test -run='^$$' -bench=BenchmarkRunVsRawLoop -benchtime=5x ./internal/process/
 	$(GO) run ./cmd/hfbench renew
+	$(GO) test -run='^$$' -bench='^BenchmarkResubmit$$' -benchtime=1x ./internal/drain/
 	$(GO) run ./cmd/hfbench startup -handler bin/handler
 	$(GO) test -run='^$$' -bench=. -benchmem ./emulator/amqp/ ./emulator/broker/ ./lockrenew/

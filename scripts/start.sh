@@ -3,7 +3,7 @@
 # Core Tools are installed, otherwise the dev host (cmd/devhost). Waits for each to be ready and
 # stops every child on Ctrl-C, on SIGTERM, or when any of them exits.
 #
-# Environment: SB_PORT (5672), HOST_ADDR (127.0.0.1:7071), USE_DEVHOST=1 to skip `func` even if
+# Environment: SB_PORT (5672), SB_ADMIN_PORT (5300, the emulator admin API), HOST_ADDR (127.0.0.1:7071), USE_DEVHOST=1 to skip `func` even if
 # installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,7 +76,7 @@ if ((use_func == 0)); then
 fi
 
 say "starting the Service Bus emulator on port $SB_PORT"
-bin/sbemulator -addr "localhost:$SB_PORT" -config dev/Config.json &
+bin/sbemulator -addr "localhost:$SB_PORT" -config dev/Config.json -admin-addr "localhost:${SB_ADMIN_PORT:-5300}" &
 pids+=($!)
 wait_port "Service Bus emulator" "$SB_PORT" "${pids[-1]}"
 
