@@ -20,8 +20,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
-	"github.com/holdfast-dev/holdfast/emulator"
-	"github.com/holdfast-dev/holdfast/emulator/broker"
 	"github.com/holdfast-dev/holdfast/internal/devhost"
 	"github.com/holdfast-dev/holdfast/internal/testenv"
 )
@@ -46,136 +44,6 @@ func TestMain(m *testing.M) {
 	code := testenv.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// stageApp builds a script root like `make build`: host.json, the function folders and the
-// handler, plus local.settings.json with values.
-func stageApp(t *testing.T, values map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	copyFile(t, filepath.Join("..", "host.json"), filepath.Join(root, "host.json"), 0o644)
-	for _, fn := range []string{"ProcessQueue", "DrainDeferred"} {
-		copyFile(t, filepath.Join("..", "functions", fn, "function.json"), filepath.Join(root, fn, "function.json"), 0o644)
-	}
-	copyFile(t, handlerBin, filepath.Join(root, "handler"), 0o755)
-	v := map[string]string{
-		"FUNCTIONS_WORKER_RUNTIME": "custom",
-		"ProcessQueueSchedule":     "0 0 0 1 1 *", // yearly: the tests fire the timer by hand
-		"HOLDFAST_PROCESSOR":       "demo",
-	}
-	for k, x := range values {
-		v[k] = x
-	}
-	b, _ := json.Marshal(map[string]any{"IsEncrypted": false, "Values": v})
-	if err := os.WriteFile(filepath.Join(root, "local.settings.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// hermeticEnv is the handler's process environment: enough to run, nothing from the developer's
-// shell that could shadow local.settings.json.
-func hermeticEnv() []string {
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
-}
-
-type stack struct {
-	srv     *emulator.Server
-	host    *devhost.Host
-	results chan devhost.InvocationResult
-	client  *azservicebus.Client
-}
-
-const queue = "e2e-demo"
-
-// startStack starts the emulator with one queue, Azurite (shared), and the dev host with the real
-// handler. Everything stops at test cleanup.
-func startStack(t *testing.T, extra map[string]string) *stack {
-	t.Helper()
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	props := broker.DefaultQueueProperties()
-	props.LockDuration, props.MaxDeliveryCount = 2*time.Second, 2
-	if err := srv.Broker().CreateQueue(queue, props); err != nil {
-		t.Fatal(err)
-	}
-	values := map[string]string{
-		"ServiceBusConnection": srv.ConnectionString(),
-		"HOLDFAST_ENTITY":      queue,
-		"DeferralStorage":      testenv.Azurite(t),
-		"HOLDFAST_BATCH_SIZE":  "10",
-		"HOLDFAST_CONCURRENCY": "4",
-		"HOLDFAST_RUN_BUDGET":  "40s",
-	}
-	for k, v := range extra {
-		values[k] = v
-	}
-	st := &stack{srv: srv, results: make(chan devhost.InvocationResult, 10)}
-	h, err := devhost.New(&devhost.Options{
-		ScriptRoot:   stageApp(t, values),
-		Addr:         "127.0.0.1:0",
-		Environ:      hermeticEnv(),
-		Logger:       slog.New(slog.NewJSONHandler(testWriter{t}, nil)),
-		DrainTimeout: 10 * time.Second,
-		OnInvocation: func(r devhost.InvocationResult) { st.results <- r },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.host = h
-	t.Cleanup(func() { h.Close() })
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatalf("dev host start: %v", err)
-	}
-	c, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	st.client = c
-	return st
-}
-
-// testWriter sends log lines to t.Log so they show only for failing tests.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-type summary struct {
-	Received     int   `json:"received"`
-	Completed    int   `json:"completed"`
-	Abandoned    int   `json:"abandoned"`
-	DeadLettered int   `json:"deadLettered"`
-	Deferred     int   `json:"deferred"`
-	Renewals     int   `json:"renewals"`
-	LocksLost    int   `json:"locksLost"`
-	DurationMs   int64 `json:"durationMs"`
 }
 
 // demoCase is one demo message and where it must end up after one timer run.
@@ -220,28 +88,7 @@ func TestProcessQueueOutcomes(t *testing.T) {
 	}
 	want.Received = want.Completed + want.Abandoned + want.DeadLettered + want.Deferred
 
-	resp, err := http.Post("http://"+st.host.Addr()+"/admin/functions/ProcessQueue", "application/json", strings.NewReader(`{"input":""}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("admin status %d", resp.StatusCode)
-	}
-	var res devhost.InvocationResult
-	select {
-	case res = <-st.results:
-	case <-ctx.Done():
-		t.Fatal("timer invocation did not finish")
-	}
-	if res.Err != nil || res.StatusCode != 200 {
-		t.Fatalf("invocation: status %d err %v", res.StatusCode, res.Err)
-	}
-	var sum summary
-	if err := json.Unmarshal(res.ReturnValue, &sum); err != nil {
-		t.Fatalf("ReturnValue %s: %v", res.ReturnValue, err)
-	}
-	t.Logf("ReturnValue %s", res.ReturnValue)
+	res, sum := st.runTimer(ctx, t)
 	if sum.Received != want.Received || sum.Completed != want.Completed || sum.Abandoned != want.Abandoned ||
 		sum.DeadLettered != want.DeadLettered || sum.Deferred != want.Deferred || sum.LocksLost != 0 {
 		t.Errorf("summary %+v, want %+v", sum, want)
