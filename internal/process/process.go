@@ -71,6 +71,7 @@ const (
 	DefaultConcurrency   = 8
 	DefaultNoMessageWait = 5 * time.Second
 	DefaultSettleTimeout = 15 * time.Second
+	DefaultReceiveLinger = 2 * time.Millisecond
 	minReceiveMargin     = 2 * time.Second
 )
 
@@ -91,6 +92,10 @@ type Options struct {
 	// NoMessageWait: a receive that gets nothing for this long ends receiving, so a run over an empty
 	// queue finishes quickly. 0 ⇒ 5 s.
 	NoMessageWait time.Duration
+	// ReceiveLinger: once one worker is free, the receive loop waits up to this long for more workers to
+	// free up, so that short work is received in batches rather than one message per round trip. It never
+	// delays a receive by more than this. 0 ⇒ 2 ms; negative ⇒ no lingering.
+	ReceiveLinger time.Duration
 	// ReceiveMargin: receiving stops when less than this remains before the deadline, so that received
 	// messages have time to be processed. 0 ⇒ max(2 s, Budget/10).
 	ReceiveMargin time.Duration
@@ -130,6 +135,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if v.NoMessageWait <= 0 {
 		v.NoMessageWait = DefaultNoMessageWait
+	}
+	if v.ReceiveLinger == 0 {
+		v.ReceiveLinger = DefaultReceiveLinger
 	}
 	if v.ReceiveMargin <= 0 {
 		v.ReceiveMargin = max(minReceiveMargin, v.Budget/10)

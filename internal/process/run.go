@@ -149,11 +149,29 @@ func (r *run) takeSlots() int {
 		return 0
 	}
 	n := 1
-	for n < r.o.BatchSize {
+	want := min(r.o.BatchSize, cap(r.slots))
+	var linger <-chan time.Time // nil until the first time no slot is free: lingering starts then
+	for n < want {
 		select {
 		case r.slots <- struct{}{}:
 			n++
+			continue
 		default:
+		}
+		if r.o.ReceiveLinger <= 0 {
+			return n
+		}
+		if linger == nil {
+			lt := time.NewTimer(r.o.ReceiveLinger)
+			defer lt.Stop()
+			linger = lt.C
+		}
+		select {
+		case r.slots <- struct{}{}:
+			n++
+		case <-linger:
+			return n
+		case <-r.workCtx.Done():
 			return n
 		}
 	}

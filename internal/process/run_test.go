@@ -186,6 +186,28 @@ func TestReceivesOnlyForFreeWorkers(t *testing.T) {
 	}
 }
 
+// With short work, the receive loop lingers for the other workers to free up and asks for them together,
+// instead of one message per receive round trip.
+func TestLingerGathersFreeWorkers(t *testing.T) {
+	bodies := make([]string, 40)
+	for i := range bodies {
+		bodies[i] = "complete"
+	}
+	f := newFake(time.Minute, bodies...)
+	s, err := Run(context.Background(), f, &scripted{}, fast(&Options{Concurrency: 4, BatchSize: 10, ReceiveLinger: time.Second}))
+	if err != nil || s.Completed != 40 {
+		t.Fatalf("summary %+v, error %v", s, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Every receive that found messages asked for all 4 workers (the final, empty one may ask for fewer).
+	for i, n := range f.asked[:10] {
+		if n != 4 {
+			t.Fatalf("receive %d asked for %d messages, want 4: %v", i, n, f.asked)
+		}
+	}
+}
+
 func TestBudgetAbandonsUnfinished(t *testing.T) {
 	f := newFake(time.Minute, "block", "block", "complete")
 	sp := &scripted{}
