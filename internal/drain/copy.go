@@ -49,25 +49,9 @@ func (s *Service) copyOf(m *azservicebus.ReceivedMessage, row ledger.Row) (*azse
 	}
 	props[PropOriginalMessageID] = m.MessageID
 	props[PropOriginalSequenceNumber] = *m.SequenceNumber
-	props[PropResubmitCount] = max(row.ResubmitCount, lineageCount(m.ApplicationProperties)) + 1
+	props[PropResubmitCount] = max(row.ResubmitCount, ledger.ResubmitCount(m.ApplicationProperties)) + 1
 	props[PropDeferReason] = reason
 	c.ApplicationProperties = props
 	return c, nil
 }
 
-// lineageCount reads PropResubmitCount as the SDK decodes it; absent or unreadable means 0.
-func lineageCount(props map[string]any) int64 {
-	switch v := props[PropResubmitCount].(type) {
-	case int64:
-		return v
-	case int32:
-		return int64(v)
-	case int:
-		return int64(v)
-	case string:
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return n
-		}
-	}
-	return 0
-}

@@ -109,7 +109,7 @@ func (l *Ledger) pendingRow(msg *azservicebus.ReceivedMessage, notBefore time.Ti
 		DeferredAt:     l.now(),
 		NotBefore:      notBefore,
 		DeliveryCount:  int64(msg.DeliveryCount),
-		ResubmitCount:  resubmitCount(msg.ApplicationProperties),
+		ResubmitCount:  ResubmitCount(msg.ApplicationProperties),
 	}
 	if msg.ExpiresAt != nil {
 		r.ExpiresAt = *msg.ExpiresAt
@@ -117,8 +117,9 @@ func (l *Ledger) pendingRow(msg *azservicebus.ReceivedMessage, notBefore time.Ti
 	return r
 }
 
-// resubmitCount reads the lineage count a resubmitted copy carries; absent or unreadable means 0.
-func resubmitCount(props map[string]any) int64 {
+// ResubmitCount reads the lineage count (PropResubmitCount) a resubmitted copy carries, as the SDK decodes
+// application properties; absent or unreadable means 0.
+func ResubmitCount(props map[string]any) int64 {
 	switch v := props[PropResubmitCount].(type) {
 	case int64:
 		return v

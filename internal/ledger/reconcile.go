@@ -218,7 +218,7 @@ func (l *Ledger) recoveredRow(m *azservicebus.ReceivedMessage, now time.Time) Ro
 		Reason:         ReasonRecovered,
 		DeferredAt:     now,
 		DeliveryCount:  int64(m.DeliveryCount),
-		ResubmitCount:  resubmitCount(m.ApplicationProperties),
+		ResubmitCount:  ResubmitCount(m.ApplicationProperties),
 	}
 	if m.ExpiresAt != nil {
 		r.ExpiresAt = *m.ExpiresAt
