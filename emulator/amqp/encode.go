@@ -408,95 +408,50 @@ func appendBinaryArray(dst []byte, v [][]byte) []byte {
 }
 
 func appendInt64Array(dst []byte, v []int64) []byte {
-	small := true
-	for _, e := range v {
-		if e < math.MinInt8 || e > math.MaxInt8 {
-			small = false
-			break
-		}
-	}
-	dst, c := beginCompound(dst, codeArray32)
-	if small {
-		dst = append(dst, codeSmallLong)
-		for _, e := range v {
-			dst = append(dst, byte(int8(e)))
-		}
-	} else {
-		dst = append(dst, codeLong)
-		for _, e := range v {
-			dst = binary.BigEndian.AppendUint64(dst, uint64(e))
-		}
-	}
-	c.count = len(v)
-	return mustFinish(dst, c)
+	return appendIntArray(dst, v, codeSmallLong, codeLong, 8, fitsInt8[int64])
 }
 
 func appendInt32Array(dst []byte, v []int32) []byte {
-	small := true
-	for _, e := range v {
-		if e < math.MinInt8 || e > math.MaxInt8 {
-			small = false
-			break
-		}
-	}
-	dst, c := beginCompound(dst, codeArray32)
-	if small {
-		dst = append(dst, codeSmallInt)
-		for _, e := range v {
-			dst = append(dst, byte(int8(e)))
-		}
-	} else {
-		dst = append(dst, codeInt)
-		for _, e := range v {
-			dst = binary.BigEndian.AppendUint32(dst, uint32(e))
-		}
-	}
-	c.count = len(v)
-	return mustFinish(dst, c)
+	return appendIntArray(dst, v, codeSmallInt, codeInt, 4, fitsInt8[int32])
 }
 
 func appendUint64Array(dst []byte, v []uint64) []byte {
-	small := true
-	for _, e := range v {
-		if e > math.MaxUint8 {
-			small = false
-			break
-		}
-	}
-	dst, c := beginCompound(dst, codeArray32)
-	if small {
-		dst = append(dst, codeSmallUlong)
-		for _, e := range v {
-			dst = append(dst, byte(e))
-		}
-	} else {
-		dst = append(dst, codeUlong)
-		for _, e := range v {
-			dst = binary.BigEndian.AppendUint64(dst, e)
-		}
-	}
-	c.count = len(v)
-	return mustFinish(dst, c)
+	return appendIntArray(dst, v, codeSmallUlong, codeUlong, 8, fitsUint8[uint64])
 }
 
 func appendUint32Array(dst []byte, v []uint32) []byte {
-	small := true
+	return appendIntArray(dst, v, codeSmallUint, codeUint, 4, fitsUint8[uint32])
+}
+
+func fitsInt8[T int32 | int64](e T) bool    { return e >= math.MinInt8 && e <= math.MaxInt8 }
+func fitsUint8[T uint32 | uint64](e T) bool { return e <= math.MaxUint8 }
+
+// appendIntArray writes v as an array32 of integers: with the one-byte constructor small when every element
+// fits (fits), else with the constructor wide and width-byte big-endian elements (width 4 or 8).
+func appendIntArray[T int32 | int64 | uint32 | uint64](dst []byte, v []T, small, wide byte, width int, fits func(T) bool) []byte {
+	useSmall := true
 	for _, e := range v {
-		if e > math.MaxUint8 {
-			small = false
+		if !fits(e) {
+			useSmall = false
 			break
 		}
 	}
 	dst, c := beginCompound(dst, codeArray32)
-	if small {
-		dst = append(dst, codeSmallUint)
+	switch {
+	case useSmall:
+		dst = append(dst, small)
 		for _, e := range v {
-			dst = append(dst, byte(e))
+			dst = append(dst, byte(e)) // two's complement: the low byte of a small signed value is its int8
 		}
-	} else {
-		dst = append(dst, codeUint)
+	case width == 4:
+		dst = append(dst, wide)
 		for _, e := range v {
-			dst = binary.BigEndian.AppendUint32(dst, e)
+			dst = binary.BigEndian.AppendUint32(dst, uint32(e))
+		}
+	default:
+		dst = append(dst, wide)
+		for _, e := range v {
+			dst = binary.BigEndian.AppendUint64(dst, uint64(e))
 		}
 	}
 	c.count = len(v)
