@@ -110,14 +110,14 @@ type Entity struct {
 	gone    error      // set by shutdown: ErrClosed or a wrapped ErrEntityNotFound
 	nextSeq int64      // last sequence number assigned
 	msgs    map[int64]*record
-	ready   seqHeap // sequence numbers of available messages, exactly those with inReady set
+	ready   minHeap[int64] // sequence numbers of available messages, exactly those with inReady set
 	locks   map[amqp.UUID]*record
 	wake    chan struct{} // closed by notifyLocked; nil when nobody waits
 	count   Counters
-	dedup   *dedupe    // nil unless RequiresDuplicateDetection (queues only; topics hold their own)
-	expiry  expiryHeap // (expires-at, seq) of active records with a TTL; may hold stale entries
-	expT    Timer      // the sweep timer for expiry's earliest entry; nil when none is armed
-	expAt   time.Time  // when expT fires
+	dedup   *dedupe             // nil unless RequiresDuplicateDetection (queues only; topics hold their own)
+	expiry  minHeap[expiryItem] // (expires-at, seq) of active records with a TTL; may hold stale entries
+	expT    Timer               // the sweep timer for expiry's earliest entry; nil when none is armed
+	expAt   time.Time           // when expT fires
 }
 
 // record is one stored message. Its fields are guarded by the mutex of the entity whose msgs
@@ -142,6 +142,8 @@ func newEntity(path string, kind EntityKind, p QueueProperties, c Clock, log *sl
 	e := &Entity{
 		path: path, kind: kind, props: p, clock: c, log: log.With("entity", path),
 		msgs: make(map[int64]*record), locks: make(map[amqp.UUID]*record),
+		ready:  minHeap[int64]{less: func(a, b int64) bool { return a < b }},
+		expiry: minHeap[expiryItem]{less: func(a, b expiryItem) bool { return a.at.Before(b.at) }},
 	}
 	if kind == KindQueue && p.RequiresDuplicateDetection {
 		e.dedup = newDedupe(p.DuplicateDetectionHistoryTimeWindow)
@@ -206,7 +208,7 @@ func (e *Entity) Receive(max int, mode ReceiveMode) []Delivery {
 // message is available.
 func (e *Entity) hasReadyLocked() bool {
 	for e.ready.Len() > 0 {
-		if r := e.msgs[e.ready.s[0]]; r != nil && r.inReady {
+		if r := e.msgs[e.ready.items[0]]; r != nil && r.inReady {
 			return true
 		}
 		e.ready.pop()
@@ -776,44 +778,4 @@ func newUUID() amqp.UUID {
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	return u
-}
-
-// seqHeap is a min-heap of sequence numbers.
-type seqHeap struct{ s []int64 }
-
-func (h *seqHeap) Len() int { return len(h.s) }
-
-func (h *seqHeap) push(v int64) {
-	h.s = append(h.s, v)
-	i := len(h.s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if h.s[p] <= h.s[i] {
-			break
-		}
-		h.s[p], h.s[i] = h.s[i], h.s[p]
-		i = p
-	}
-}
-
-func (h *seqHeap) pop() int64 {
-	top := h.s[0]
-	last := len(h.s) - 1
-	h.s[0] = h.s[last]
-	h.s = h.s[:last]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < last && h.s[l] < h.s[m] {
-			m = l
-		}
-		if r < last && h.s[r] < h.s[m] {
-			m = r
-		}
-		if m == i {
-			return top
-		}
-		h.s[i], h.s[m] = h.s[m], h.s[i]
-		i = m
-	}
 }

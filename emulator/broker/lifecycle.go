@@ -226,45 +226,6 @@ type expiryItem struct {
 	seq int64
 }
 
-// expiryHeap is a min-heap of expiry deadlines.
-type expiryHeap struct{ items []expiryItem }
-
-func (h *expiryHeap) Len() int { return len(h.items) }
-
-func (h *expiryHeap) push(it expiryItem) {
-	h.items = append(h.items, it)
-	i := len(h.items) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.items[i].at.Before(h.items[p].at) {
-			break
-		}
-		h.items[p], h.items[i] = h.items[i], h.items[p]
-		i = p
-	}
-}
-
-func (h *expiryHeap) pop() expiryItem {
-	top := h.items[0]
-	last := len(h.items) - 1
-	h.items[0] = h.items[last]
-	h.items = h.items[:last]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < last && h.items[l].at.Before(h.items[m].at) {
-			m = l
-		}
-		if r < last && h.items[r].at.Before(h.items[m].at) {
-			m = r
-		}
-		if m == i {
-			return top
-		}
-		h.items[i], h.items[m] = h.items[m], h.items[i]
-		i = m
-	}
-}
 
 // dedupe remembers message ids for a fixed window from their first sighting (Azure's window
 // does not slide: a duplicate does not extend it). Guarded by its owner's mutex.
