@@ -10,7 +10,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
-	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
 	"github.com/holdfast-dev/holdfast/internal/ledger"
 	"github.com/holdfast-dev/holdfast/internal/testenv"
@@ -21,25 +20,9 @@ import (
 func TestDeferGoesThroughTheLedger(t *testing.T) {
 	tables := testenv.Azurite(t)
 	table := testenv.TableName(t)
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("emulator Close: %v", err)
-		}
-	}()
-	props := broker.DefaultQueueProperties()
-	props.LockDuration = 2 * time.Second
-	if err := srv.Broker().CreateQueue("orders", props); err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
+	srv, client := startOrdersQueue(t, func(p *broker.QueueProperties) {
+		p.LockDuration = 2 * time.Second
+	})
 	sender, err := client.NewSender("orders", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
-	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
 	"github.com/holdfast-dev/holdfast/internal/drain"
 	"github.com/holdfast-dev/holdfast/internal/testenv"
@@ -23,21 +22,9 @@ func TestDrainRoutesAgainstEmulator(t *testing.T) {
 	ctx, cancelTest := context.WithTimeout(context.Background(), time.Minute)
 	defer cancelTest()
 	tables := testenv.Azurite(t)
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	props := broker.DefaultQueueProperties()
-	props.LockDuration = 5 * time.Second
-	if err := srv.Broker().CreateQueue("orders", props); err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
+	srv, client := startOrdersQueue(t, func(p *broker.QueueProperties) {
+		p.LockDuration = 5 * time.Second
+	})
 	sender, err := client.NewSender("orders", nil)
 	if err != nil {
 		t.Fatal(err)

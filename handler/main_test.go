@@ -14,7 +14,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
-	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
 )
 
@@ -139,25 +138,9 @@ func TestServesAndShutsDown(t *testing.T) {
 }
 
 func TestProcessQueueAgainstEmulator(t *testing.T) {
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("emulator Close: %v", err)
-		}
-	}()
-	props := broker.DefaultQueueProperties()
-	props.LockDuration, props.MaxDeliveryCount = 2*time.Second, 2
-	if err := srv.Broker().CreateQueue("orders", props); err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
+	srv, client := startOrdersQueue(t, func(p *broker.QueueProperties) {
+		p.LockDuration, p.MaxDeliveryCount = 2*time.Second, 2
+	})
 	sender, err := client.NewSender("orders", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -213,25 +196,10 @@ func TestProcessQueueAgainstEmulator(t *testing.T) {
 }
 
 func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("emulator Close: %v", err)
-		}
-	}()
-	props := broker.DefaultQueueProperties()
-	props.LockDuration = 10 * time.Second
-	if err := srv.Broker().CreateQueue("orders", props); err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
+	const lockDuration = 10 * time.Second
+	srv, client := startOrdersQueue(t, func(p *broker.QueueProperties) {
+		p.LockDuration = lockDuration
+	})
 	sender, err := client.NewSender("orders", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +265,7 @@ func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
 	}
 	// The emulator processes the receiver's detach asynchronously; wait for it, but well within the lock
 	// duration so that an expired lock cannot pass for an abandon.
-	for deadline := time.Now().Add(props.LockDuration / 2); entity.Stats().Locked != 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(lockDuration / 2); entity.Stats().Locked != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after shutdown: %+v, want the message unlocked", entity.Stats())
 		}
