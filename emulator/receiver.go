@@ -95,7 +95,7 @@ func (l *link) detachGone() {
 func (l *link) deliver(ds []broker.Delivery) {
 	payloads := make([][]byte, len(ds))
 	for i, d := range ds {
-		p, err := d.Message.MarshalBinary()
+		p, err := broker.MarshalMessage(d.Message)
 		if err != nil {
 			l.c.log.Error("encode delivery", "path", l.path, "sequence-number", d.SequenceNumber, "err", err)
 		}

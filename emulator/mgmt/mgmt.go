@@ -306,7 +306,7 @@ func (h *Handler) peek(e *broker.Entity, body map[string]any) (map[string]any, s
 	}
 	list := make([]any, len(msgs))
 	for i, m := range msgs {
-		raw, err := m.MarshalBinary()
+		raw, err := broker.MarshalMessage(m)
 		if err != nil {
 			return nil, status{code: 500, desc: fmt.Sprintf("encode message %d: %v", i, err), cond: CondInternalError}
 		}
@@ -342,7 +342,7 @@ func (h *Handler) receiveBySequence(e *broker.Entity, body map[string]any) (map[
 	}
 	list := make([]any, len(ds))
 	for i, d := range ds {
-		raw, err := d.Message.MarshalBinary()
+		raw, err := broker.MarshalMessage(d.Message)
 		if err != nil {
 			return nil, status{code: 500, desc: fmt.Sprintf("encode message %d: %v", d.SequenceNumber, err), cond: CondInternalError}
 		}
