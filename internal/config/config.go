@@ -98,8 +98,9 @@ type Config struct {
 	Concurrency    int
 	RunBudget      time.Duration
 	MaxLockRenewal time.Duration
-	Processor      string
-	WebhookURL     string
+	// Processor is the built-in processor HOLDFAST_PROCESSOR names, or "" when the program supplies its own.
+	Processor  string
+	WebhookURL string
 
 	// FunctionTimeout is the host's functionTimeout the budget must fit in (from host.json, else 5 min).
 	FunctionTimeout time.Duration
@@ -127,6 +128,9 @@ func (e *SettingError) Unwrap() error { return ErrInvalid }
 type LoadOptions struct {
 	// FunctionTimeout is host.json's functionTimeout (see FunctionTimeoutFromHostJSON). Zero means 5 min.
 	FunctionTimeout time.Duration
+	// CustomProcessor: the program supplies its own processor, so HOLDFAST_PROCESSOR is not read and
+	// Config.Processor is "".
+	CustomProcessor bool
 }
 
 // Load reads the app settings through getenv (os.Getenv in production) with default options.
@@ -171,7 +175,9 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 	if v := get(SettingTable); v != "" {
 		c.DeferralTable = v
 	}
-	if v := get(SettingProcessor); v != "" {
+	if opts.CustomProcessor {
+		c.Processor = ""
+	} else if v := get(SettingProcessor); v != "" {
 		c.Processor = strings.ToLower(v)
 	}
 	errs = append(errs, parseInt(get, SettingBatchSize, &c.BatchSize), parseInt(get, SettingConcurrency, &c.Concurrency))
@@ -288,7 +294,7 @@ func (c *Config) validateBudget() error {
 
 func (c *Config) validateProcessor() error {
 	switch c.Processor {
-	case "demo":
+	case "demo", "":
 		return nil
 	case "webhook":
 		return &SettingError{Setting: SettingProcessor, Problem: `"webhook" is not available in this version`, Fix: `use "demo"`}

@@ -243,3 +243,17 @@ func TestTokenCredential(t *testing.T) {
 		}
 	}
 }
+
+// With CustomProcessor the program supplies the processor: HOLDFAST_PROCESSOR is neither read nor validated.
+func TestLoadCustomProcessorIgnoresTheSetting(t *testing.T) {
+	c, err := LoadWith(env(base(map[string]string{SettingProcessor: "lambda"})), &LoadOptions{CustomProcessor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Processor != "" {
+		t.Fatalf("Processor %q, want \"\" (custom)", c.Processor)
+	}
+	if _, err := Load(env(base(map[string]string{SettingProcessor: "lambda"}))); err == nil {
+		t.Fatal("unknown processor accepted without CustomProcessor")
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package holdfast
 
 import (
 	"context"
@@ -37,19 +37,9 @@ func TestDrainRoutesAgainstEmulator(t *testing.T) {
 	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders",
 		"DeferralStorage": tables, "HOLDFAST_DEFERRAL_TABLE": testenv.TableName(t), "HOLDFAST_RUN_BUDGET": "20s",
 		"FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
-	e, out, _ := testEnv(vars, t.TempDir())
-	addrc := make(chan string, 1)
-	e.ready = func(a string) { addrc <- a }
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- run(runCtx, e) }()
-	defer func() {
-		cancel()
-		if code := <-done; code != exitOK {
-			t.Errorf("exit code %d", code)
-		}
-	}()
-	base := "http://" + <-addrc
+	o, out, _ := testOptions(vars, t.TempDir())
+	addr := serveHandler(t, o, out)
+	base := "http://" + addr
 
 	post := func(path, body string, out any) int {
 		t.Helper()

@@ -1,4 +1,4 @@
-package main
+package holdfast
 
 import (
 	"context"
@@ -36,19 +36,8 @@ func TestDeferGoesThroughTheLedger(t *testing.T) {
 
 	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders",
 		"DeferralStorage": tables, "HOLDFAST_DEFERRAL_TABLE": table, "HOLDFAST_RUN_BUDGET": "20s", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
-	e, out, _ := testEnv(vars, t.TempDir())
-	addrc := make(chan string, 1)
-	e.ready = func(a string) { addrc <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, e) }()
-	defer func() {
-		cancel()
-		if code := <-done; code != exitOK {
-			t.Errorf("exit code %d", code)
-		}
-	}()
-	addr := <-addrc
+	o, out, _ := testOptions(vars, t.TempDir())
+	addr := serveHandler(t, o, out)
 
 	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json",
 		strings.NewReader(`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`))

@@ -1,20 +1,23 @@
-package main
+package holdfast
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/processor"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger and a reader.
@@ -35,9 +38,35 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func testEnv(vars map[string]string, dir string) (env, *syncBuffer, *syncBuffer) {
+// testOptions reads the settings from vars and host.json from dir, and captures stdout and stderr.
+func testOptions(vars map[string]string, dir string) (*Options, *syncBuffer, *syncBuffer) {
 	out, errOut := &syncBuffer{}, &syncBuffer{}
-	return env{getenv: func(k string) string { return vars[k] }, dir: dir, stdout: out, stderr: errOut}, out, errOut
+	return &Options{Getenv: func(k string) string { return vars[k] }, Dir: dir, Stdout: out, Stderr: errOut}, out, errOut
+}
+
+// serveHandler runs the handler with o until the test ends, then stops it and checks it returned nil. It
+// returns the handler's address.
+func serveHandler(t *testing.T, o *Options, out *syncBuffer) string {
+	t.Helper()
+	addrc := make(chan string, 1)
+	o.Ready = func(a string) { addrc <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("Run returned before listening: %v\n%s", err, out)
+		return ""
+	}
 }
 
 func TestBadConfigExitsNamingTheSetting(t *testing.T) {
@@ -61,9 +90,10 @@ func TestBadConfigExitsNamingTheSetting(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e, out, errOut := testEnv(tt.vars, dir)
-			if code := run(context.Background(), e); code != exitConfig {
-				t.Fatalf("exit code %d, want %d", code, exitConfig)
+			o, out, errOut := testOptions(tt.vars, dir)
+			err := Run(context.Background(), o)
+			if code := ExitCode(err); code != ExitConfig || !errors.Is(err, ErrConfig) {
+				t.Fatalf("exit code %d (%v), want %d", code, err, ExitConfig)
 			}
 			lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
 			if len(lines) != 1 || !strings.Contains(lines[0], tt.setting) {
@@ -81,19 +111,19 @@ const sbConn = "Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey
 
 func TestServesAndShutsDown(t *testing.T) {
 	vars := map[string]string{"ServiceBusConnection": sbConn, "HOLDFAST_ENTITY": "q", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
-	e, out, errOut := testEnv(vars, t.TempDir())
+	o, out, errOut := testOptions(vars, t.TempDir())
 	addrc := make(chan string, 1)
-	e.ready = func(a string) { addrc <- a }
+	o.Ready = func(a string) { addrc <- a }
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
+	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- run(ctx, e) }()
+	go func() { done <- Run(ctx, o) }()
 
 	var addr string
 	select {
 	case addr = <-addrc:
-	case code := <-done:
-		t.Fatalf("exited %d: %s %s", code, out, errOut)
+	case err := <-done:
+		t.Fatalf("exited: %v: %s %s", err, out, errOut)
 	}
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("listening took %v", el)
@@ -117,9 +147,9 @@ func TestServesAndShutsDown(t *testing.T) {
 
 	cancel()
 	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("exit code %d; stdout %s", code, out)
+	case err := <-done:
+		if err != nil || ExitCode(err) != ExitOK {
+			t.Fatalf("Run: %v; stdout %s", err, out)
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatal("no shutdown")
@@ -154,19 +184,8 @@ func TestProcessQueueAgainstEmulator(t *testing.T) {
 
 	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders",
 		"HOLDFAST_RUN_BUDGET": "20s", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
-	e, out, _ := testEnv(vars, t.TempDir())
-	addrc := make(chan string, 1)
-	e.ready = func(a string) { addrc <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, e) }()
-	defer func() {
-		cancel()
-		if code := <-done; code != exitOK {
-			t.Errorf("exit code %d", code)
-		}
-	}()
-	addr := <-addrc
+	o, out, _ := testOptions(vars, t.TempDir())
+	addr := serveHandler(t, o, out)
 
 	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json",
 		strings.NewReader(`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`))
@@ -214,13 +233,13 @@ func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
 	}
 
 	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
-	e, out, _ := testEnv(vars, t.TempDir())
+	o, out, _ := testOptions(vars, t.TempDir())
 	addrc := make(chan string, 1)
-	e.ready = func(a string) { addrc <- a }
+	o.Ready = func(a string) { addrc <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, e) }()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o) }()
 	addr := <-addrc
 
 	type result struct {
@@ -249,9 +268,9 @@ func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
 	}
 	cancel()
 	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("exit code %d", code)
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatal("handler did not stop")
@@ -272,5 +291,45 @@ func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
 	}
 	if st := entity.Stats(); st.Active != 1 || st.Counters.Abandoned != 1 {
 		t.Fatalf("after shutdown: %+v, want the message abandoned once and active", st)
+	}
+}
+
+// TestCustomProcessorIgnoresTheSetting: with Options.Processor set (what holdfast.Main(p) does), the run uses
+// that processor, HOLDFAST_PROCESSOR is not validated (here it names a processor that needs settings that are
+// absent) and a start-up log line says it is ignored.
+func TestCustomProcessorIgnoresTheSetting(t *testing.T) {
+	srv, client := startOrdersQueue(t, func(p *broker.QueueProperties) { p.LockDuration = 2 * time.Second })
+	sender, err := client.NewSender("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close(context.Background())
+	if err := sender.SendMessage(context.Background(), &azservicebus.Message{Body: []byte("not a demo body")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var seen atomic.Int32
+	p := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		seen.Add(1)
+		return processor.Complete()
+	})
+	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders",
+		"HOLDFAST_PROCESSOR": "no-such-processor", "HOLDFAST_RUN_BUDGET": "20s", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
+	o, out, _ := testOptions(vars, t.TempDir())
+	o.Processor = p
+	addr := serveHandler(t, o, out)
+
+	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json", strings.NewReader(`{"Data":{"timer":{}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ ReturnValue map[string]float64 }
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || got.ReturnValue["completed"] != 1 || seen.Load() != 1 {
+		t.Fatalf("status %d %v, ReturnValue %v, processor calls %d\n%s", resp.StatusCode, err, got.ReturnValue, seen.Load(), out)
+	}
+	if !strings.Contains(out.String(), `"setting":"HOLDFAST_PROCESSOR","value":"no-such-processor"`) ||
+		!strings.Contains(out.String(), `"processor":"custom"`) {
+		t.Fatalf("no start-up line about the ignored setting:\n%s", out)
 	}
 }

@@ -1,0 +1,111 @@
+// Package holdfast is the entry point of a holdfast custom handler: an Azure Functions custom handler that
+// receives Service Bus messages on a timer, keeps their locks renewed while your processor works, settles
+// them by the processor's outcome, records deferred messages in a Table Storage ledger, brings them back when
+// they are due, and serves the deferred-message drain over HTTP.
+//
+// Your own handler is a program of a few lines in your own module:
+//
+//	func main() { holdfast.Main(myProcessor{}) }
+//
+// where myProcessor implements processor.Processor. Main reads the same app settings as the built-in handler
+// (see the README's configuration table), serves on FUNCTIONS_CUSTOMHANDLER_PORT and exits when the host
+// stops it. Run does the same for a caller that owns the process (tests, an embedding program).
+//
+// The public surface is this package, processor (the interface you implement), lockrenew (the lock renewer,
+// usable on its own) and holdfasttest (the emulator and Azurite for your processor's tests).
+package holdfast
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/holdfast-dev/holdfast/processor"
+)
+
+// Exit codes of Main, also returned by ExitCode.
+const (
+	ExitOK     = 0 // stopped by a signal (or ctx), after a clean shutdown
+	ExitFailed = 1 // the listener could not open, the server failed, or shutdown was incomplete
+	ExitConfig = 2 // invalid settings or start-up wiring (the one stderr line names the setting)
+)
+
+// ErrConfig is wrapped by Run's error when the settings are invalid or the handler cannot be wired; the
+// error names the setting and the fix. ExitCode maps it to ExitConfig.
+var ErrConfig = errors.New("holdfast: invalid configuration")
+
+// ErrServe is wrapped by Run's error when the listener cannot open, the server fails, or shutdown does not
+// finish in time. ExitCode maps it to ExitFailed.
+var ErrServe = errors.New("holdfast: serve failed")
+
+// Options configure Run. A nil *Options, and every zero field, means the default: what Main does.
+type Options struct {
+	// Processor handles every message. nil ⇒ the built-in processor named by HOLDFAST_PROCESSOR ("demo" or
+	// "webhook"), which is what the repository's own handler runs. When Processor is set, HOLDFAST_PROCESSOR
+	// and the webhook settings are ignored (a start-up log line says so).
+	Processor processor.Processor
+	// Getenv reads the app settings. nil ⇒ os.Getenv.
+	Getenv func(string) string
+	// Dir is where host.json is read from (functionTimeout bounds the run budget). "" ⇒ the working
+	// directory, which the Functions host sets to the app root.
+	Dir string
+	// Stdout receives the slog JSON logs (the Functions host records stderr lines as errors). nil ⇒ os.Stdout.
+	Stdout io.Writer
+	// Stderr receives one line when start-up fails. nil ⇒ os.Stderr.
+	Stderr io.Writer
+	// Ready, if set, is called once with the listener's address (host:port) when the handler accepts
+	// connections. FUNCTIONS_CUSTOMHANDLER_PORT "0" picks a free port.
+	Ready func(addr string)
+}
+
+// Main runs the handler with p until SIGTERM or SIGINT and exits the process with ExitOK, ExitFailed or
+// ExitConfig. It never returns. p nil runs the built-in processor named by HOLDFAST_PROCESSOR.
+//
+// The listener opens before anything slow happens (the host gives a custom handler 30 s to start): Service
+// Bus and Table clients do no network I/O until the first invocation. A signal cancels the run in progress
+// (its messages are abandoned), then the server shuts down.
+func Main(p processor.Processor) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := ExitCode(Run(ctx, &Options{Processor: p}))
+	stop()
+	os.Exit(code)
+}
+
+// Run wires the handler from the app settings and serves until ctx is cancelled, then shuts down and
+// returns. It returns nil after a clean shutdown; otherwise an error wrapping ErrConfig (nothing was served)
+// or ErrServe. Logs go to Options.Stdout as slog JSON; a start-up failure is also written as one line to
+// Options.Stderr.
+func Run(ctx context.Context, opts *Options) error {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Dir == "" {
+		o.Dir = "."
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	return run(ctx, o)
+}
+
+// ExitCode maps Run's error to Main's exit code.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrConfig):
+		return ExitConfig
+	default:
+		return ExitFailed
+	}
+}
