@@ -25,33 +25,40 @@ func messageIDPrefix(entity string) string {
 	return "hf-" + hex.EncodeToString(sum[:8]) + "-"
 }
 
-// errUnsupportedBody: the copy could not carry the body faithfully.
-var errUnsupportedBody = errors.New("the message body is not a single data section; a copy would lose it")
+// ErrUnsupportedBody: the copy could not carry the body faithfully.
+var ErrUnsupportedBody = errors.New("the message body is not a single data section; a copy would lose it")
 
-// copyOf builds the resubmitted copy of m, whose ledger row is row: body and properties copied, a new
-// application-properties map with the lineage properties, no scheduled enqueue time, the deterministic
-// MessageID. m is not modified.
-func (s *Service) copyOf(m *azservicebus.ReceivedMessage, row ledger.Row) (*azservicebus.Message, error) {
+// NewCopy builds a copy of m to resubmit: body and properties copied, a new application-properties map
+// without the names in drop and with lineage added, no scheduled enqueue time, and MessageID id. m is not
+// modified. A body that is not a single data section gives ErrUnsupportedBody.
+func NewCopy(m *azservicebus.ReceivedMessage, id string, lineage map[string]any, drop ...string) (*azservicebus.Message, error) {
 	if m.RawAMQPMessage != nil && (len(m.RawAMQPMessage.Body.Data) > 1 || m.RawAMQPMessage.Body.Value != nil || m.RawAMQPMessage.Body.Sequence != nil) {
-		return nil, errUnsupportedBody
+		return nil, ErrUnsupportedBody
 	}
 	c := m.Message() // shallow: the map and MessageID are replaced below, the scheduled time cleared
-	id := s.idPrefix + strconv.FormatInt(*m.SequenceNumber, 10)
 	c.MessageID = &id
 	c.ScheduledEnqueueTime = nil
-
-	props := make(map[string]any, len(m.ApplicationProperties)+4)
+	props := make(map[string]any, len(m.ApplicationProperties)+len(lineage))
 	maps.Copy(props, m.ApplicationProperties)
-	delete(props, ledger.PropNotBefore) // the deferral's; the copy is due now
-	reason := row.Reason
-	if reason == "" {
-		reason, _ = m.ApplicationProperties[PropDeferReason].(string)
+	for _, k := range drop {
+		delete(props, k)
 	}
-	props[PropOriginalMessageID] = m.MessageID
-	props[PropOriginalSequenceNumber] = *m.SequenceNumber
-	props[PropResubmitCount] = max(row.ResubmitCount, ledger.ResubmitCount(m.ApplicationProperties)) + 1
-	props[PropDeferReason] = reason
+	maps.Copy(props, lineage)
 	c.ApplicationProperties = props
 	return c, nil
 }
 
+// copyOf builds the resubmitted copy of m, whose ledger row is row: NewCopy with the deterministic MessageID
+// and the lineage properties; the deferral's not-before is dropped (the copy is due now).
+func (s *Service) copyOf(m *azservicebus.ReceivedMessage, row ledger.Row) (*azservicebus.Message, error) {
+	reason := row.Reason
+	if reason == "" {
+		reason, _ = m.ApplicationProperties[PropDeferReason].(string)
+	}
+	return NewCopy(m, s.idPrefix+strconv.FormatInt(*m.SequenceNumber, 10), map[string]any{
+		PropOriginalMessageID:      m.MessageID,
+		PropOriginalSequenceNumber: *m.SequenceNumber,
+		PropResubmitCount:          max(row.ResubmitCount, ledger.ResubmitCount(m.ApplicationProperties)) + 1,
+		PropDeferReason:            reason,
+	}, ledger.PropNotBefore)
+}

@@ -86,12 +86,9 @@ func (h *Handler) Action(c echo.Context) error {
 	if req.Method != http.MethodPost {
 		return h.refuse(c, methodNotAllowed(req.Method, ListPath+"/"+string(action), http.MethodPost))
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBodyBytes+1))
+	body, err := ReadBody(req)
 	if err != nil {
-		return h.refuse(c, badRequest(http.StatusBadRequest, "cannot read the request body: %v", err))
-	}
-	if len(body) > MaxBodyBytes {
-		return h.refuse(c, tooLarge())
+		return h.refuse(c, err)
 	}
 	if action == ActionReconcile {
 		rr, err := DecodeReconcileRequest(body)
@@ -119,23 +116,44 @@ func methodNotAllowed(method, path, allowed string) *RequestError {
 	return badRequest(http.StatusMethodNotAllowed, "method %s is not allowed on %s; use %s", method, path, allowed)
 }
 
-// refuse answers err: a *RequestError with its status and text; anything else 500 (logged with detail).
-func (h *Handler) refuse(c echo.Context, err error) error {
+// refuse answers err (see WriteError).
+func (h *Handler) refuse(c echo.Context, err error) error { return WriteError(c, h.log, err) }
+
+// WriteError answers err as JSON {"error":"…"}: a *RequestError with its status and text (a 405 also names
+// the allowed method in Allow); anything else 500, logged with detail on log.
+func WriteError(c echo.Context, log *slog.Logger, err error) error {
 	status, msg := http.StatusInternalServerError, "drain failed: "+err.Error()
 	var re *RequestError
 	if errors.As(err, &re) {
 		status, msg = re.Status, re.Msg
 	}
 	if status >= 500 {
-		h.log.Error("drain request failed", slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path), slog.Any("error", err))
+		log.Error("drain request failed", slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path), slog.Any("error", err))
 	} else {
-		h.log.Warn("drain request refused", slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+		log.Warn("drain request refused", slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
 			slog.Int("status", status), slog.String("error", msg))
 	}
 	if status == http.StatusMethodNotAllowed {
 		c.Response().Header().Set("Allow", strings.TrimSpace(msg[strings.LastIndex(msg, " ")+1:]))
 	}
 	return c.JSON(status, errorBody{Error: msg})
+}
+
+// ReadBody reads a request body of at most MaxBodyBytes; a longer or unreadable one gives a *RequestError.
+func ReadBody(req *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, badRequest(http.StatusBadRequest, "cannot read the request body: %v", err)
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, tooLarge()
+	}
+	return body, nil
+}
+
+// MethodNotAllowed is the 405 refusal of method on path, naming the allowed one.
+func MethodNotAllowed(method, path, allowed string) *RequestError {
+	return methodNotAllowed(method, path, allowed)
 }
 
 func isInvalid(err error) bool { return errors.Is(err, ledger.ErrInvalid) }

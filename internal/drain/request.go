@@ -87,20 +87,98 @@ var ErrBadRequest = errors.New("drain: bad request")
 // Is makes errors.Is(err, ErrBadRequest) true for every *RequestError.
 func (e *RequestError) Is(target error) bool { return target == ErrBadRequest }
 
+// NewRequestError returns a *RequestError with the given status and formatted message.
+func NewRequestError(status int, format string, args ...any) *RequestError {
+	return badRequest(status, format, args...)
+}
+
 func badRequest(status int, format string, args ...any) *RequestError {
 	return &RequestError{Status: status, Msg: fmt.Sprintf(format, args...)}
 }
 
-// wireRequest is the JSON shape; numbers stay raw so each can be checked and named.
-type wireRequest struct {
+// Selection is the part of a request that both drains share: which messages (exactly one of SequenceNumbers
+// and All), whether only to report, how many at most, and where to resume.
+type Selection struct {
+	// SequenceNumbers names the messages (deduplicated, in the order given).
+	SequenceNumbers []int64
+	// All selects every message.
+	All bool
+	// DryRun reports what would be acted on and changes nothing.
+	DryRun bool
+	// MaxCount lowers the number of messages a call acts on (0 = the service's limit).
+	MaxCount int
+	// Continuation resumes a previous call with the same selection.
+	Continuation string
+}
+
+// wireSelection is the JSON shape of a Selection; numbers stay raw so each can be checked and named.
+type wireSelection struct {
 	SequenceNumbers []json.RawMessage `json:"sequenceNumbers"`
 	All             *bool             `json:"all"`
-	DueOnly         bool              `json:"dueOnly"`
 	DryRun          bool              `json:"dryRun"`
-	Reason          *string           `json:"reason"`
-	Description     *string           `json:"description"`
 	MaxCount        *json.RawMessage  `json:"maxCount"`
 	Continuation    string            `json:"continuation"`
+}
+
+// wireRequest is the JSON shape of a deferred-drain request: the selection plus its own fields.
+type wireRequest struct {
+	wireSelection
+	DueOnly     bool    `json:"dueOnly"`
+	Reason      *string `json:"reason"`
+	Description *string `json:"description"`
+}
+
+// DecodeSelection parses and validates a request body that holds only a selection ({"sequenceNumbers":[…]} or
+// {"all":true}, optional "dryRun", "maxCount", "continuation"). Problems give a *RequestError naming them,
+// exactly as DecodeRequest's.
+func DecodeSelection(body []byte) (Selection, error) {
+	if err := checkBody(body); err != nil {
+		return Selection{}, err
+	}
+	var w wireSelection
+	if err := decodeStrict(body, &w); err != nil {
+		return Selection{}, err
+	}
+	return w.parse()
+}
+
+// checkBody refuses a body that is too large or empty.
+func checkBody(body []byte) error {
+	if len(body) > MaxBodyBytes {
+		return tooLarge()
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest(http.StatusBadRequest, `empty body: send {"sequenceNumbers":[…]} or {"all":true}`)
+	}
+	return nil
+}
+
+// parse checks the selection: exactly one of the two selectors, valid numbers, a maxCount in range.
+func (w wireSelection) parse() (Selection, error) {
+	sel := Selection{DryRun: w.DryRun, Continuation: w.Continuation}
+	all := w.All != nil && *w.All
+	switch {
+	case all && w.SequenceNumbers != nil:
+		return Selection{}, badRequest(http.StatusBadRequest, `give either "sequenceNumbers" or "all", not both`)
+	case all:
+		sel.All = true
+	case w.SequenceNumbers == nil:
+		return Selection{}, badRequest(http.StatusBadRequest, `nothing selected: send {"sequenceNumbers":[…]} or {"all":true}`)
+	default:
+		seqs, err := parseSequenceNumbers(w.SequenceNumbers)
+		if err != nil {
+			return Selection{}, err
+		}
+		sel.SequenceNumbers = seqs
+	}
+	if w.MaxCount != nil {
+		n, err := parseInt(*w.MaxCount)
+		if err != nil || n < 1 || n > MaxSequenceNumbers {
+			return Selection{}, badRequest(http.StatusBadRequest, `"maxCount" must be an integer from 1 to %d, got %.40s`, MaxSequenceNumbers, string(*w.MaxCount))
+		}
+		sel.MaxCount = int(n)
+	}
+	return sel, nil
 }
 
 // DecodeRequest parses and validates the body of a resubmit, delete or deadletter call. Any problem gives a
@@ -114,39 +192,19 @@ func DecodeRequest(action Action, body []byte) (Request, error) {
 	if _, err := ParseAction(string(action)); err != nil {
 		return Request{}, err
 	}
-	if len(body) > MaxBodyBytes {
-		return Request{}, tooLarge()
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return Request{}, badRequest(http.StatusBadRequest, `empty body: send {"sequenceNumbers":[…]} or {"all":true}`)
+	if err := checkBody(body); err != nil {
+		return Request{}, err
 	}
 	var w wireRequest
 	if err := decodeStrict(body, &w); err != nil {
 		return Request{}, err
 	}
-	r := Request{Action: action, DueOnly: w.DueOnly, DryRun: w.DryRun, Continuation: w.Continuation}
-	all := w.All != nil && *w.All
-	switch {
-	case all && w.SequenceNumbers != nil:
-		return Request{}, badRequest(http.StatusBadRequest, `give either "sequenceNumbers" or "all", not both`)
-	case all:
-		r.All = true
-	case w.SequenceNumbers == nil:
-		return Request{}, badRequest(http.StatusBadRequest, `nothing selected: send {"sequenceNumbers":[…]} or {"all":true}`)
-	default:
-		seqs, err := parseSequenceNumbers(w.SequenceNumbers)
-		if err != nil {
-			return Request{}, err
-		}
-		r.SequenceNumbers = seqs
+	sel, err := w.parse()
+	if err != nil {
+		return Request{}, err
 	}
-	if w.MaxCount != nil {
-		n, err := parseInt(*w.MaxCount)
-		if err != nil || n < 1 || n > MaxSequenceNumbers {
-			return Request{}, badRequest(http.StatusBadRequest, `"maxCount" must be an integer from 1 to %d, got %.40s`, MaxSequenceNumbers, string(*w.MaxCount))
-		}
-		r.MaxCount = int(n)
-	}
+	r := Request{Action: action, SequenceNumbers: sel.SequenceNumbers, All: sel.All, DueOnly: w.DueOnly, DryRun: sel.DryRun,
+		MaxCount: sel.MaxCount, Continuation: sel.Continuation}
 	if err := r.setReason(w.Reason, w.Description); err != nil {
 		return Request{}, err
 	}
@@ -208,7 +266,8 @@ func describeJSONError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field != "" {
-			return fmt.Sprintf("field %q must be %s, got %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+			field := te.Field[strings.LastIndex(te.Field, ".")+1:] // a promoted field is named by its embedding path
+			return fmt.Sprintf("field %q must be %s, got %s", field, jsonKind(te.Type.Kind().String()), te.Value)
 		}
 		return fmt.Sprintf("the body must be a JSON object, got %s", te.Value)
 	}

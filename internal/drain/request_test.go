@@ -95,6 +95,29 @@ func TestDecodeRequest(t *testing.T) {
 	}
 }
 
+// TestDecodeSelection: the selection-only decoder accepts the shared fields and refuses the deferred drain's
+// own ("dueOnly", "reason") as unknown, with the same checks on numbers.
+func TestDecodeSelection(t *testing.T) {
+	got, err := DecodeSelection([]byte(`{"sequenceNumbers":[4,2,4],"dryRun":true,"maxCount":3,"continuation":"c"}`))
+	if err != nil || !slices.Equal(got.SequenceNumbers, []int64{4, 2}) || !got.DryRun || got.MaxCount != 3 || got.Continuation != "c" || got.All {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	for body, want := range map[string]string{
+		`{"all":true,"dueOnly":true}`:        `unknown field "dueOnly"`,
+		`{"all":true,"reason":"x"}`:          `unknown field "reason"`,
+		`{"sequenceNumbers":[-1]}`:           "negative",
+		`{"all":true,"sequenceNumbers":[1]}`: "not both",
+		` `:                                  "empty body",
+		`{"sequenceNumbers":"1"}`:            `"sequenceNumbers" must be an array`,
+	} {
+		_, err := DecodeSelection([]byte(body))
+		var re *RequestError
+		if !errors.As(err, &re) || re.Status != http.StatusBadRequest || !strings.Contains(re.Msg, want) {
+			t.Errorf("%s: error %v, want 400 mentioning %q", body, err, want)
+		}
+	}
+}
+
 func TestContinuationIsBoundToTheSelection(t *testing.T) {
 	req := Request{Action: ActionResubmit, SequenceNumbers: []int64{1, 2, 3}}
 	tok := req.encodeCursor(cursor{Index: 2})
