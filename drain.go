@@ -13,6 +13,7 @@ import (
 	"github.com/holdfast-dev/holdfast/internal/config"
 	"github.com/holdfast-dev/holdfast/internal/drain"
 	"github.com/holdfast-dev/holdfast/internal/ledger"
+	"github.com/holdfast-dev/holdfast/internal/process"
 )
 
 // errDrainClosed answers drain requests that arrive during shutdown.
@@ -44,7 +45,7 @@ func (d *lazyDrain) get() (*drain.Handler, error) {
 	if d.handler != nil {
 		return d.handler, nil
 	}
-	client, err := newServiceBusClient(d.cfg.ServiceBus)
+	client, err := process.NewClient(d.cfg.ServiceBus, process.ClientOptions(d.cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -97,25 +98,4 @@ func (d *lazyDrain) Close(ctx context.Context) error {
 		return nil
 	}
 	return errors.Join(recv.Close(ctx), send.Close(ctx), client.Close(ctx))
-}
-
-// newServiceBusClient builds a client from ServiceBusConnection (connection string) or
-// ServiceBusConnection__fullyQualifiedNamespace (managed identity). No network I/O.
-func newServiceBusClient(conn config.Connection) (*azservicebus.Client, error) {
-	if conn.ConnectionString != "" {
-		c, err := azservicebus.NewClientFromConnectionString(conn.ConnectionString, nil)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", config.SettingServiceBus, err)
-		}
-		return c, nil
-	}
-	cred, err := conn.TokenCredential()
-	if err != nil {
-		return nil, err
-	}
-	c, err := azservicebus.NewClient(conn.Endpoint, cred, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", config.SettingServiceBusNamespace, err)
-	}
-	return c, nil
 }

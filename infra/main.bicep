@@ -257,6 +257,7 @@ module functionApp 'modules/functionapp.bicep' = {
     entityPath: serviceBus.outputs.entityPath
     deferralTableName: storage.outputs.deferralTableName
     functionTimeoutMinutes: functionTimeoutMinutes
+    lockDurationSeconds: lockDurationSeconds
     batchSize: batchSize
     concurrency: concurrency
     processor: processor

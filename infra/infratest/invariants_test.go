@@ -429,6 +429,7 @@ func TestFunctionTimeout(t *testing.T) {
 		"AzureFunctionsJobHost__functionTimeout": "functionTimeout",
 		config.SettingRunBudget:                  "runBudget",
 		config.SettingMaxLockRenewal:             "runBudget",
+		config.SettingLockDuration:               "'${lockDurationSeconds}s'",
 	} {
 		if got := mustProp(t, "commonSettings", settings, key).Text; got != want {
 			t.Errorf("%s = %s, want %s", key, got, want)
@@ -461,7 +462,7 @@ func TestAppSettings(t *testing.T) {
 		config.SettingStorageURI, config.SettingStorageCred, config.SettingStorageClientID,
 		config.SettingEntity, config.SettingTable, config.SettingBatchSize, config.SettingConcurrency,
 		config.SettingRunBudget, config.SettingMaxLockRenewal, config.SettingProcessor, config.SettingWebhookURL,
-		"ProcessQueueSchedule",
+		config.SettingLockDuration, "ProcessQueueSchedule",
 		"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
 		"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "AZURE_CLIENT_ID",
 	}
@@ -542,6 +543,7 @@ func TestHandlerAcceptsDefaultSettings(t *testing.T) {
 				config.SettingConcurrency:         fmt.Sprint(paramDefault(t, main, "concurrency")),
 				config.SettingRunBudget:           budget,
 				config.SettingMaxLockRenewal:      budget,
+				config.SettingLockDuration:        fmt.Sprintf("%ds", paramDefault(t, main, "lockDurationSeconds")),
 				config.SettingProcessor:           paramDefault(t, main, "processor").(string),
 				config.SettingWebhookURL:          "",
 			}
@@ -549,8 +551,8 @@ func TestHandlerAcceptsDefaultSettings(t *testing.T) {
 			if err != nil {
 				t.Fatalf("handler rejects the default settings: %v", err)
 			}
-			if cfg.RunBudget != timeout-config.BudgetMargin || cfg.DeferralTable != config.DefaultTable {
-				t.Errorf("config = budget %v table %q", cfg.RunBudget, cfg.DeferralTable)
+			if cfg.RunBudget != timeout-config.BudgetMargin || cfg.DeferralTable != config.DefaultTable || cfg.LockDuration != time.Minute {
+				t.Errorf("config = budget %v table %q lock %v", cfg.RunBudget, cfg.DeferralTable, cfg.LockDuration)
 			}
 		})
 	}

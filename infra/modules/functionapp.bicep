@@ -82,6 +82,11 @@ param deferralTableName string
 @maxValue(240)
 param functionTimeoutMinutes int
 
+@description('HOLDFAST_LOCK_DURATION: the peek-lock duration of the entity in seconds; the handler sizes its Service Bus retries from it.')
+@minValue(5)
+@maxValue(300)
+param lockDurationSeconds int
+
 @description('HOLDFAST_BATCH_SIZE: messages requested per receive call.')
 @minValue(1)
 @maxValue(5000)
@@ -162,6 +167,7 @@ var commonSettings = {
   HOLDFAST_CONCURRENCY: string(concurrency)
   HOLDFAST_RUN_BUDGET: runBudget
   HOLDFAST_MAX_LOCK_RENEWAL: runBudget
+  HOLDFAST_LOCK_DURATION: '${lockDurationSeconds}s'
   HOLDFAST_PROCESSOR: processor
   HOLDFAST_WEBHOOK_URL: webhookUrl
   ProcessQueueSchedule: processQueueSchedule

@@ -32,6 +32,7 @@ const (
 	SettingConcurrency         = "HOLDFAST_CONCURRENCY"
 	SettingRunBudget           = "HOLDFAST_RUN_BUDGET"
 	SettingMaxLockRenewal      = "HOLDFAST_MAX_LOCK_RENEWAL"
+	SettingLockDuration        = "HOLDFAST_LOCK_DURATION"
 	SettingProcessor           = "HOLDFAST_PROCESSOR"
 	SettingWebhookURL          = "HOLDFAST_WEBHOOK_URL"
 )
@@ -52,6 +53,16 @@ const (
 	MaxBatchSize   = 5000 // azservicebus limit for maxMessages
 	MaxConcurrency = 1000
 	MinRunBudget   = time.Second
+
+	// DefaultLockDuration is the entity's lock duration assumed when HOLDFAST_LOCK_DURATION is not set:
+	// Azure's default for a new queue or subscription (PT1M), and the Bicep template's. Set the setting when
+	// the entity's lock is shorter, or the Service Bus clients retry too slowly to keep its locks after a
+	// dropped connection.
+	DefaultLockDuration = time.Minute
+	// MinLockDuration and MaxLockDuration bound HOLDFAST_LOCK_DURATION: Azure allows 5 s to 5 min; the
+	// emulator's locks go down to 1 s.
+	MinLockDuration = time.Second
+	MaxLockDuration = 5 * time.Minute
 )
 
 // CredentialManagedIdentity is the value of <connection>__credential that selects a managed identity.
@@ -104,6 +115,10 @@ type Config struct {
 
 	// FunctionTimeout is the host's functionTimeout the budget must fit in (from host.json, else 5 min).
 	FunctionTimeout time.Duration
+
+	// LockDuration is the entity's lock duration (HOLDFAST_LOCK_DURATION; 0 means DefaultLockDuration); the
+	// Service Bus clients' retry options derive from it (lockrenew.RetryOptions).
+	LockDuration time.Duration
 }
 
 // SettingError is one invalid setting. It wraps ErrInvalid.
@@ -185,6 +200,8 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 	errs = append(errs, parseDuration(get, SettingRunBudget, &c.RunBudget))
 	c.MaxLockRenewal = c.RunBudget
 	errs = append(errs, parseDuration(get, SettingMaxLockRenewal, &c.MaxLockRenewal))
+	c.LockDuration = DefaultLockDuration
+	errs = append(errs, parseDuration(get, SettingLockDuration, &c.LockDuration))
 	// A setting that failed to parse keeps its default, so Validate does not report it again; an invalid
 	// entity is reported by both, so duplicates are dropped.
 	errs = append(errs, c.Validate())
@@ -264,6 +281,10 @@ func (c *Config) Validate() error {
 	if c.MaxLockRenewal <= 0 {
 		add(&SettingError{Setting: SettingMaxLockRenewal, Problem: fmt.Sprintf("%v is not positive", c.MaxLockRenewal),
 			Fix: "use a positive duration, normally the run budget"})
+	}
+	if c.LockDuration != 0 && (c.LockDuration < MinLockDuration || c.LockDuration > MaxLockDuration) { // 0: the default
+		add(&SettingError{Setting: SettingLockDuration, Problem: fmt.Sprintf("%v is out of range", c.LockDuration),
+			Fix: fmt.Sprintf("use the entity's lock duration, %v to %v (Azure allows 5s to 5m)", MinLockDuration, MaxLockDuration)})
 	}
 	add(c.validateProcessor())
 	return errors.Join(errs...)

@@ -40,7 +40,7 @@ func TestLoadDefaults(t *testing.T) {
 		ServiceBus: Connection{ConnectionString: sbConn}, Entity: Entity{Queue: "orders"},
 		DeferralTable: DefaultTable, BatchSize: 20, Concurrency: 8,
 		RunBudget: 4*time.Minute + 30*time.Second, MaxLockRenewal: 4*time.Minute + 30*time.Second,
-		Processor: "demo", FunctionTimeout: 5 * time.Minute,
+		Processor: "demo", FunctionTimeout: 5 * time.Minute, LockDuration: DefaultLockDuration,
 	}
 	if *c != want {
 		t.Fatalf("got %+v\nwant %+v", *c, want)
@@ -75,6 +75,7 @@ func TestLoadValid(t *testing.T) {
 			func(c *Config) bool { return c.RunBudget == time.Minute && c.MaxLockRenewal == time.Minute }},
 		{"max renewal", map[string]string{SettingMaxLockRenewal: "10m"}, func(c *Config) bool { return c.MaxLockRenewal == 10*time.Minute }},
 		{"processor case", map[string]string{SettingProcessor: "Demo"}, func(c *Config) bool { return c.Processor == "demo" }},
+		{"lock duration", map[string]string{SettingLockDuration: "5s"}, func(c *Config) bool { return c.LockDuration == 5*time.Second }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +131,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"budget too short", map[string]string{SettingRunBudget: "10ms"}, SettingRunBudget, "shorter than"},
 		{"renewal bad", map[string]string{SettingMaxLockRenewal: "x"}, SettingMaxLockRenewal, "Go duration"},
 		{"renewal negative", map[string]string{SettingMaxLockRenewal: "-1s"}, SettingMaxLockRenewal, "not positive"},
+		{"lock duration bad", map[string]string{SettingLockDuration: "60"}, SettingLockDuration, "Go duration"},
+		{"lock duration too long", map[string]string{SettingLockDuration: "6m"}, SettingLockDuration, "out of range"},
+		{"lock duration too short", map[string]string{SettingLockDuration: "500ms"}, SettingLockDuration, "out of range"},
 		{"processor unknown", map[string]string{SettingProcessor: "lambda"}, SettingProcessor, "unknown processor"},
 		{"processor webhook", map[string]string{SettingProcessor: "webhook", SettingWebhookURL: "https://x"}, SettingProcessor, "not available"},
 	}

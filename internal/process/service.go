@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/holdfast-dev/holdfast/internal/config"
+	"github.com/holdfast-dev/holdfast/lockrenew"
 	"github.com/holdfast-dev/holdfast/processor"
 )
 
@@ -37,7 +38,7 @@ type ServiceOptions struct {
 	Deferrer Deferrer
 	// Logger: nil ⇒ discard.
 	Logger *slog.Logger
-	// ClientOptions are passed to the azservicebus client; nil ⇒ SDK defaults.
+	// ClientOptions are passed to the azservicebus client; nil ⇒ ClientOptions(Config).
 	ClientOptions *azservicebus.ClientOptions
 	// NoMessageWait and SettleTimeout override the run defaults (see Options).
 	NoMessageWait, SettleTimeout time.Duration
@@ -124,7 +125,11 @@ func (s *Service) getClient() (*azservicebus.Client, error) {
 	if s.client != nil {
 		return s.client, nil
 	}
-	c, err := newClient(s.cfg.ServiceBus, s.opts.ClientOptions)
+	opts := s.opts.ClientOptions
+	if opts == nil {
+		opts = ClientOptions(s.cfg)
+	}
+	c, err := NewClient(s.cfg.ServiceBus, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +137,16 @@ func (s *Service) getClient() (*azservicebus.Client, error) {
 	return c, nil
 }
 
-func newClient(conn config.Connection, opts *azservicebus.ClientOptions) (*azservicebus.Client, error) {
+// ClientOptions are the azservicebus client options for cfg's entity: retry options derived from its lock
+// duration (lockrenew.RetryOptions), so that a dropped connection is recovered within the renewal lead of
+// the locks the client holds. Every client that receives, renews or settles the entity's messages uses them.
+func ClientOptions(cfg *config.Config) *azservicebus.ClientOptions {
+	return &azservicebus.ClientOptions{RetryOptions: lockrenew.RetryOptions(cfg.LockDuration)}
+}
+
+// NewClient returns a client for conn: the connection string, or the namespace with the configured
+// credential. It does no network I/O.
+func NewClient(conn config.Connection, opts *azservicebus.ClientOptions) (*azservicebus.Client, error) {
 	if conn.ConnectionString != "" {
 		c, err := azservicebus.NewClientFromConnectionString(conn.ConnectionString, opts)
 		if err != nil {
