@@ -35,6 +35,8 @@ const (
 	SettingLockDuration        = "HOLDFAST_LOCK_DURATION"
 	SettingProcessor           = "HOLDFAST_PROCESSOR"
 	SettingWebhookURL          = "HOLDFAST_WEBHOOK_URL"
+	// SettingFunctionTimeout overrides host.json's functionTimeout, for the host and for the handler alike.
+	SettingFunctionTimeout = "AzureFunctionsJobHost__functionTimeout"
 )
 
 // Defaults and limits.
@@ -47,7 +49,8 @@ const (
 	// UnboundedFunctionTimeout is assumed when host.json sets functionTimeout to -1 (Flex Consumption's default
 	// is 30 min; an unbounded run would still be cut short when the instance recycles).
 	UnboundedFunctionTimeout = 30 * time.Minute
-	// BudgetMargin is kept between the end of a run and the host's functionTimeout.
+	// BudgetMargin is the default gap between the run budget and the host's functionTimeout. It covers
+	// SettleTimeout + CloseTimeout, which a run may still spend after its budget.
 	BudgetMargin = 30 * time.Second
 
 	MaxBatchSize   = 5000 // azservicebus limit for maxMessages
@@ -113,8 +116,12 @@ type Config struct {
 	Processor  string
 	WebhookURL string
 
-	// FunctionTimeout is the host's functionTimeout the budget must fit in (from host.json, else 5 min).
+	// FunctionTimeout is the host's functionTimeout the run must fit in: AzureFunctionsJobHost__functionTimeout
+	// when set, else host.json's functionTimeout, else 5 min (see LoadWith).
 	FunctionTimeout time.Duration
+	// FunctionTimeoutSource names where FunctionTimeout came from, for error messages: SettingFunctionTimeout,
+	// HostJSONTimeout, or "" for the default.
+	FunctionTimeoutSource string
 
 	// LockDuration is the entity's lock duration (HOLDFAST_LOCK_DURATION; 0 means DefaultLockDuration); the
 	// Service Bus clients' retry options derive from it (lockrenew.RetryOptions).
@@ -141,7 +148,8 @@ func (e *SettingError) Unwrap() error { return ErrInvalid }
 
 // LoadOptions tunes Load. A nil *LoadOptions means defaults.
 type LoadOptions struct {
-	// FunctionTimeout is host.json's functionTimeout (see FunctionTimeoutFromHostJSON). Zero means 5 min.
+	// FunctionTimeout is host.json's functionTimeout (see FunctionTimeoutFromHostJSON). Zero means 5 min. The
+	// app setting AzureFunctionsJobHost__functionTimeout, when set, overrides it, as it does for the host.
 	FunctionTimeout time.Duration
 	// CustomProcessor: the program supplies its own processor, so HOLDFAST_PROCESSOR is not read and
 	// Config.Processor is "".
@@ -162,16 +170,14 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
 	var errs []error
 	c := &Config{
-		FunctionTimeout: opts.FunctionTimeout,
+		FunctionTimeout: DefaultFunctionTimeout, // see loadFunctionTimeout
 		DeferralTable:   DefaultTable,
 		BatchSize:       DefaultBatchSize,
 		Concurrency:     DefaultConcurrency,
 		Processor:       DefaultProcessor,
 		WebhookURL:      get(SettingWebhookURL),
 	}
-	if c.FunctionTimeout <= 0 {
-		c.FunctionTimeout = DefaultFunctionTimeout
-	}
+	errs = append(errs, c.loadFunctionTimeout(get, opts.FunctionTimeout))
 	c.ServiceBus = Connection{
 		ConnectionString: get(SettingServiceBus), Endpoint: get(SettingServiceBusNamespace),
 		ClientID: get(SettingServiceBusClientID), Credential: strings.ToLower(get(SettingServiceBusCred)),
@@ -293,22 +299,6 @@ func (c *Config) Validate() error {
 func intRange(name string, v, lo, hi int) error {
 	if v < lo || v > hi {
 		return &SettingError{Setting: name, Problem: fmt.Sprintf("%d is out of range", v), Fix: fmt.Sprintf("use %d to %d", lo, hi)}
-	}
-	return nil
-}
-
-func (c *Config) validateBudget() error {
-	timeout := c.FunctionTimeout
-	if timeout <= 0 {
-		timeout = DefaultFunctionTimeout
-	}
-	switch {
-	case c.RunBudget < MinRunBudget:
-		return &SettingError{Setting: SettingRunBudget, Problem: fmt.Sprintf("%v is shorter than %v", c.RunBudget, MinRunBudget),
-			Fix: fmt.Sprintf("use at least %v, normally functionTimeout minus %v", MinRunBudget, BudgetMargin)}
-	case c.RunBudget >= timeout:
-		return &SettingError{Setting: SettingRunBudget, Problem: fmt.Sprintf("%v is not shorter than functionTimeout %v", c.RunBudget, timeout),
-			Fix: "leave a margin so the run ends before the host kills the handler, e.g. " + (timeout - BudgetMargin).String()}
 	}
 	return nil
 }

@@ -40,15 +40,9 @@ func FunctionTimeoutFromHostJSON(data []byte) (time.Duration, error) {
 	if doc.FunctionTimeout == nil {
 		return DefaultFunctionTimeout, nil
 	}
-	d, err := ParseTimeSpan(*doc.FunctionTimeout)
+	d, err := parseFunctionTimeout(*doc.FunctionTimeout)
 	if err != nil {
 		return 0, fmt.Errorf("config: %s functionTimeout: %w", HostJSONFile, err)
-	}
-	if d < 0 {
-		return UnboundedFunctionTimeout, nil
-	}
-	if d == 0 {
-		return 0, fmt.Errorf("config: %s functionTimeout is zero: %w", HostJSONFile, ErrInvalid)
 	}
 	return d, nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/holdfast-dev/holdfast/internal/config"
 	"github.com/holdfast-dev/holdfast/processor"
 )
 
@@ -70,7 +71,7 @@ const (
 	DefaultBatchSize     = 20
 	DefaultConcurrency   = 8
 	DefaultNoMessageWait = 5 * time.Second
-	DefaultSettleTimeout = 15 * time.Second
+	DefaultSettleTimeout = config.SettleTimeout // the handler's config checks budget + this + config.CloseTimeout ≤ functionTimeout
 	DefaultReceiveLinger = 2 * time.Millisecond
 	minReceiveMargin     = 2 * time.Second
 )

@@ -27,8 +27,9 @@ func (f DeferrerFunc) Defer(ctx context.Context, s DeferSettler, msg *azserviceb
 // ErrClosed is returned by Service.Run after Close.
 var ErrClosed = errors.New("process: service closed")
 
-// closeTimeout bounds closing a run's receiver and the client.
-const closeTimeout = 10 * time.Second
+// closeTimeout bounds closing a run's receiver and the client; config validation counts it in the time a run
+// may take after its budget.
+const closeTimeout = config.CloseTimeout
 
 // ServiceOptions configure a Service. Config and Processor are required.
 type ServiceOptions struct {

@@ -1,0 +1,97 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The app setting overrides host.json, as it does for the host: the template's 30-minute Flex setting with the
+// packaged host.json (10 min) gives a 30-minute timeout and the 29m30s budget the template writes.
+func TestFunctionTimeoutSettingOverridesHostJSON(t *testing.T) {
+	over := map[string]string{SettingFunctionTimeout: "00:30:00", SettingRunBudget: "29m30s", SettingMaxLockRenewal: "29m30s"}
+	c, err := LoadWith(env(base(over)), &LoadOptions{FunctionTimeout: 10 * time.Minute})
+	if err != nil {
+		t.Fatalf("the template's 30-minute settings are refused: %v", err)
+	}
+	if c.FunctionTimeout != 30*time.Minute || c.FunctionTimeoutSource != SettingFunctionTimeout || c.RunBudget != 29*time.Minute+30*time.Second {
+		t.Fatalf("timeout %v from %q, budget %v", c.FunctionTimeout, c.FunctionTimeoutSource, c.RunBudget)
+	}
+
+	// Without a budget setting the default follows the override, not host.json.
+	c, err = LoadWith(env(base(map[string]string{SettingFunctionTimeout: "01:00:00"})), &LoadOptions{FunctionTimeout: 10 * time.Minute})
+	if err != nil || c.RunBudget != time.Hour-BudgetMargin {
+		t.Fatalf("budget %v, %v", c.RunBudget, err)
+	}
+	// Without the setting, host.json applies; without both, the default.
+	c, err = LoadWith(env(base(nil)), &LoadOptions{FunctionTimeout: 10 * time.Minute})
+	if err != nil || c.FunctionTimeout != 10*time.Minute || c.FunctionTimeoutSource != HostJSONTimeout {
+		t.Fatalf("host.json: %v from %q, %v", c.FunctionTimeout, c.FunctionTimeoutSource, err)
+	}
+	c, err = Load(env(base(nil)))
+	if err != nil || c.FunctionTimeout != DefaultFunctionTimeout || c.FunctionTimeoutSource != "" {
+		t.Fatalf("default: %v from %q, %v", c.FunctionTimeout, c.FunctionTimeoutSource, err)
+	}
+	// "-1" is unbounded for the host; the handler assumes UnboundedFunctionTimeout.
+	c, err = Load(env(base(map[string]string{SettingFunctionTimeout: "-1"})))
+	if err != nil || c.FunctionTimeout != UnboundedFunctionTimeout {
+		t.Fatalf("-1: %v, %v", c.FunctionTimeout, err)
+	}
+}
+
+func TestFunctionTimeoutSettingInvalid(t *testing.T) {
+	for _, v := range []string{"30m", "00:00:00", "00:60:00", "soon"} {
+		_, err := Load(env(base(map[string]string{SettingFunctionTimeout: v})))
+		var se *SettingError
+		if !errors.As(err, &se) || se.Setting != SettingFunctionTimeout || !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: error %v, want a SettingError for %s", v, err, SettingFunctionTimeout)
+		}
+	}
+}
+
+// A run may spend SettleTimeout + CloseTimeout after its budget, so a budget merely shorter than the timeout is
+// not enough: the budget plus both must fit, and the message names the budget setting and the timeout's origin.
+func TestBudgetLeavesRoomToSettleAndClose(t *testing.T) {
+	const timeout = 10 * time.Minute
+	fits := timeout - SettleTimeout - CloseTimeout
+	tests := []struct {
+		name       string
+		over       map[string]string
+		hostJSON   time.Duration
+		ok         bool
+		timeoutRef string // the name of the timeout setting the error must carry
+		setting    string // the SettingError's setting; "" means SettingRunBudget
+	}{
+		{"exactly fits", map[string]string{SettingRunBudget: fits.String()}, timeout, true, "", ""},
+		{"one second over, host.json", map[string]string{SettingRunBudget: (fits + time.Second).String()}, timeout, false, HostJSONTimeout, ""},
+		{"one second over, setting", map[string]string{SettingRunBudget: (fits + time.Second).String(), SettingFunctionTimeout: "00:10:00"}, 0, false, SettingFunctionTimeout, ""},
+		{"shorter than the timeout but no room", map[string]string{SettingRunBudget: "9m50s"}, timeout, false, HostJSONTimeout, ""},
+		{"default timeout", map[string]string{SettingRunBudget: "4m40s"}, 0, false, "default functionTimeout", ""},
+		{"timeout too short for any budget", map[string]string{SettingFunctionTimeout: "00:00:20"}, 0, false, SettingFunctionTimeout, SettingFunctionTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadWith(env(base(tt.over)), &LoadOptions{FunctionTimeout: tt.hostJSON})
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			setting := tt.setting
+			if setting == "" {
+				setting = SettingRunBudget
+			}
+			var se *SettingError
+			if !errors.As(err, &se) || se.Setting != setting {
+				t.Fatalf("error %v, want a SettingError for %s", err, setting)
+			}
+			for _, want := range []string{setting, tt.timeoutRef, SettingFunctionTimeout, "settle"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+}
