@@ -46,6 +46,8 @@ const (
 	DefaultConcurrency = 16
 	// DefaultReconcilePages bounds one reconcile call (peek pages of 250 messages).
 	DefaultReconcilePages = 20
+	// DefaultSettleTimeout bounds each Service Bus and ledger call of a page once its rows are leased.
+	DefaultSettleTimeout = 15 * time.Second
 )
 
 // Lineage properties set on every resubmitted copy. PropResubmitCount and PropDeferReason are the names the
@@ -118,6 +120,12 @@ type Options struct {
 	// Concurrency bounds the ledger requests and settlements of a page in flight. Zero means
 	// DefaultConcurrency.
 	Concurrency int
+	// SettleTimeout bounds each call of a page once it has started (lease, receive, send, complete or
+	// dead-letter, row delete or release), and all of a call's pages end by Budget + SettleTimeout. A started
+	// page runs on a context detached from the caller's, so a caller that hangs up (or the platform's 230 s
+	// cut) never leaves copies sent with their originals uncompleted and their rows leased. Zero means
+	// DefaultSettleTimeout.
+	SettleTimeout time.Duration
 	// ReconcileLockDuration is the entity's lock duration, passed to ledger.Reconcile. Zero means its default.
 	ReconcileLockDuration time.Duration
 	// ReconcilePages bounds one reconcile call. Zero means DefaultReconcilePages.
@@ -180,6 +188,9 @@ func New(opts *Options) (*Service, error) {
 	}
 	if o.ReconcilePages <= 0 {
 		o.ReconcilePages = DefaultReconcilePages
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = DefaultSettleTimeout
 	}
 	s := &Service{
 		ledger:   o.Ledger,

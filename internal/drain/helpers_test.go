@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/labstack/echo/v4"
 
@@ -60,6 +62,8 @@ type env struct {
 	sender *azservicebus.Sender // the test's own sender (seeding)
 	ledger *ledger.Ledger
 	clock  *testClock
+	tables string // the Table Storage connection string
+	table  string // the ledger's table
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -88,7 +92,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := ledger.NewClientFromConnectionString(testenv.Azurite(t), testenv.TableName(t), nil)
+	tables, table := testenv.Azurite(t), testenv.TableName(t)
+	tc, err := ledger.NewClientFromConnectionString(tables, table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +105,24 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := l.EnsureTable(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, queue: queue, client: client, sender: sender, ledger: l, clock: &testClock{t: time.Now()}}
+	return &env{srv: srv, queue: queue, client: client, sender: sender, ledger: l, clock: &testClock{t: time.Now()},
+		tables: tables, table: table}
+}
+
+// ledgerVia returns a second ledger on the env's table whose requests go through out (no retries), so a test
+// can take Table Storage down for it alone.
+func (e *env) ledgerVia(t testing.TB, out *testenv.Outage) *ledger.Ledger {
+	t.Helper()
+	tc, err := ledger.NewClientFromConnectionString(e.tables, e.table, &aztables.ClientOptions{
+		ClientOptions: policy.ClientOptions{Transport: out, Retry: policy.RetryOptions{MaxRetries: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.New(tc, &ledger.Options{Entity: e.queue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 // receiver opens a peek-lock receiver on the queue, closed at cleanup.
@@ -121,7 +143,9 @@ func (e *env) service(t testing.TB, opts *Options) *Service {
 	if opts != nil {
 		o = *opts
 	}
-	o.Ledger = e.ledger
+	if o.Ledger == nil {
+		o.Ledger = e.ledger
+	}
 	recv, send, err := NewClients(e.client, e.queue)
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,10 @@ func (h *Handler) Action(c echo.Context) error {
 			return h.refuse(c, err)
 		}
 		res, err := h.svc.Reconcile(req.Context(), rr.Continuation)
+		if err != nil && !errors.Is(err, ErrBadRequest) {
+			res.Partial, res.Error = true, err.Error()
+			return h.partial(c, err, res)
+		}
 		if err != nil {
 			return h.refuse(c, err)
 		}
@@ -106,10 +110,25 @@ func (h *Handler) Action(c echo.Context) error {
 		return h.refuse(c, err)
 	}
 	res, err := h.svc.Run(req.Context(), r)
+	if err != nil && !errors.Is(err, ErrBadRequest) {
+		res.Partial, res.Error = true, err.Error()
+		return h.partial(c, err, res)
+	}
 	if err != nil {
 		return h.refuse(c, err)
 	}
 	return c.JSON(http.StatusOK, res)
+}
+
+// PartialStatus is the HTTP status of a call that failed after it started: its body is the usual result
+// (what was done, the failed rows, the continuation to resume from) with "partial": true and "error".
+const PartialStatus = http.StatusServiceUnavailable
+
+// partial answers a call that failed after it started with PartialStatus and its partial result.
+func (h *Handler) partial(c echo.Context, err error, res any) error {
+	h.log.Error("drain call failed after partial progress; answering what it did", slog.String("method", c.Request().Method),
+		slog.String("path", c.Request().URL.Path), slog.Any("error", err))
+	return c.JSON(PartialStatus, res)
 }
 
 func methodNotAllowed(method, path, allowed string) *RequestError {

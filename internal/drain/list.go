@@ -84,6 +84,9 @@ func timePtr(t time.Time) *time.Time {
 type ReconcileResult struct {
 	ledger.ReconcileReport
 	Continuation string `json:"continuation"`
+	// Partial and Error are set on the answer of a call that failed after it started (HTTP 503).
+	Partial bool   `json:"partial,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Reconcile runs one bounded reconciliation pass (Options.ReconcilePages peek pages, at most the budget) from

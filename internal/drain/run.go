@@ -34,6 +34,10 @@ type Result struct {
 	// Eligible lists, on a dry run, the sequence numbers the call would have acted on.
 	Eligible     []int64 `json:"eligible,omitempty"`
 	Continuation string  `json:"continuation"`
+	// Partial and Error are set on the answer of a call that failed after it started (HTTP 503): the fields
+	// above say what it did, Continuation where to resume.
+	Partial bool   `json:"partial,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Failure is a row the call could not act on; its row is kept (released) for a later call.
@@ -93,9 +97,16 @@ func (r *result) skip(seq int64, reason string) {
 // Run performs a resubmit, delete or deadletter request page by page until the selection is exhausted, the
 // call's count limit is reached, its budget has elapsed (the page in progress is finished; the first page
 // always runs) or a page-wide Service Bus call (receive, send) failed, which later pages would repeat.
-// Per-row problems are reported in the Result, never as an error; a non-nil error (bad continuation, the
-// ledger unreachable while selecting rows, ctx ended) comes with the Result of the pages already done. Safe
-// for concurrent use: concurrent calls split the rows between them through leases.
+// Per-row problems are reported in the Result, never as an error.
+//
+// A page, once its rows are leased, runs to its end on a context detached from ctx (each call bounded by
+// Options.SettleTimeout, every page by Budget + SettleTimeout): ctx ending stops the call between pages
+// only, so copies are never left sent with their originals uncompleted and their rows leased.
+//
+// A bad request (including a continuation this API did not issue) gives a *RequestError and touches
+// nothing. Any other error (the ledger unreachable while selecting rows, ctx ended between pages) comes
+// with the partial Result of the pages already done, whose Continuation resumes the call. Safe for
+// concurrent use: concurrent calls split the rows between them through leases.
 //
 // The loop reads out.res without the lock: only this goroutine writes Processed, and the page goroutines
 // that write the other fields have been joined when a page returns.
@@ -116,6 +127,8 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 	if req.MaxCount > 0 {
 		limit = min(limit, req.MaxCount)
 	}
+	// Pages end by the budget plus one settlement, on the wall clock (s.now may be a test's clock).
+	pagesStop := time.Now().Add(s.o.Budget + s.o.SettleTimeout)
 	done := false
 	for pages := 0; !done; pages++ {
 		// At least one page per call, so a continuation always makes progress.
@@ -124,16 +137,23 @@ func (s *Service) Run(ctx context.Context, req Request) (Result, error) {
 			break
 		}
 		if err := ctx.Err(); err != nil {
-			return out.res, fmt.Errorf("drain: %s: %w", req.Action, err)
+			out.res.Continuation = req.encodeCursor(cur)
+			return out.res, fmt.Errorf("drain: %s stopped between pages: %w", req.Action, err)
 		}
 		n := min(s.o.PageSize, limit-out.res.Processed)
 		var rows []ledger.Row
-		rows, cur, done, err = s.selectPage(ctx, req, cur, n, out)
+		next := cur
+		rows, next, done, err = s.selectPage(ctx, req, cur, n, out)
 		if err != nil {
 			out.res.Continuation = req.encodeCursor(cur)
 			return out.res, err
 		}
-		if err := s.page(ctx, req, rows, out); err != nil {
+		cur = next
+		pctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), pagesStop)
+		err = s.page(pctx, req, rows, out)
+		cancel()
+		if err != nil {
+			out.res.Continuation = req.encodeCursor(cur)
 			return out.res, err
 		}
 		if err := out.aborted(); err != nil && !done {
@@ -158,6 +178,9 @@ func (s *Service) selectPage(ctx context.Context, req Request, cur cursor, n int
 	var done bool
 	if req.All {
 		got, next, err := s.ledger.List(ctx, n, cur.Ledger)
+		if isInvalid(err) { // a crafted ledger token inside a continuation that is otherwise well-formed
+			return nil, cur, false, badRequest(http.StatusBadRequest, `"continuation" %.40q is not a token this API issued`, req.Continuation)
+		}
 		if err != nil {
 			return nil, cur, false, fmt.Errorf("drain: list ledger rows: %w", err)
 		}
@@ -229,8 +252,9 @@ func (s *Service) forEach(n int, f func(i int)) {
 	wg.Wait()
 }
 
-// page acts on one page of eligible rows: lease, receive, act, settle, delete rows. A non-nil error is a
-// simulated crash (tests) or ctx ending; everything else is reported per row.
+// page acts on one page of eligible rows: lease, receive, act, settle, delete rows. ctx is detached from the
+// caller's and bounded by the call's pages stop; each call within is bounded by SettleTimeout (s.call). A
+// non-nil error is a simulated crash (tests); everything else is reported per row.
 func (s *Service) page(ctx context.Context, req Request, rows []ledger.Row, out *result) error {
 	if len(rows) == 0 {
 		return nil
@@ -245,11 +269,11 @@ func (s *Service) page(ctx context.Context, req Request, rows []ledger.Row, out 
 	}
 	leased := s.lease(ctx, rows, out)
 	if len(leased) == 0 {
-		return ctx.Err()
+		return nil
 	}
 	msgs := s.receive(ctx, leased, out)
 	if len(msgs) == 0 {
-		return ctx.Err()
+		return nil
 	}
 	if err := s.crashAt(crashAfterReceive); err != nil {
 		return err
@@ -265,13 +289,20 @@ func (s *Service) page(ctx context.Context, req Request, rows []ledger.Row, out 
 		return err
 	}
 	if len(settled) > 0 {
-		if err := s.ledger.DeleteBatch(ctx, settled); err != nil {
+		cctx, cancel := s.call(ctx)
+		defer cancel()
+		if err := s.ledger.DeleteBatch(cctx, settled); err != nil {
 			// The messages are settled; their rows run out of lease and the next drain or reconcile finds
 			// the messages gone and removes them.
 			s.log.Warn("messages settled but some ledger rows could not be deleted", slog.String("entity", s.entity), slog.Any("error", err))
 		}
 	}
-	return ctx.Err()
+	return nil
+}
+
+// call bounds one Service Bus or ledger call of a page by SettleTimeout.
+func (s *Service) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.o.SettleTimeout)
 }
 
 // held is a leased row and, once received, its message.
@@ -286,7 +317,9 @@ func (s *Service) lease(ctx context.Context, rows []ledger.Row, out *result) []l
 	got := make([]ledger.Row, len(rows))
 	errs := make([]error, len(rows))
 	s.forEach(len(rows), func(i int) {
-		got[i], errs[i] = s.ledger.Lease(ctx, rows[i], until)
+		cctx, cancel := s.call(ctx)
+		defer cancel()
+		got[i], errs[i] = s.ledger.Lease(cctx, rows[i], until)
 	})
 	leased := got[:0]
 	for i, err := range errs {
@@ -307,7 +340,9 @@ func (s *Service) lease(ctx context.Context, rows []ledger.Row, out *result) []l
 
 // release gives a leased row back with lastError; a failure is only logged (the lease runs out anyway).
 func (s *Service) release(ctx context.Context, row ledger.Row, lastError string) {
-	if _, err := s.ledger.Release(ctx, row, lastError); err != nil {
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	if _, err := s.ledger.Release(cctx, row, lastError); err != nil {
 		s.log.Warn("could not release ledger row; its lease will run out", slog.String("entity", s.entity),
 			slog.Int64("sequenceNumber", row.SequenceNumber), slog.Any("error", err))
 	}
@@ -327,7 +362,9 @@ func (s *Service) receive(ctx context.Context, rows []ledger.Row, out *result) [
 	for i, r := range rows {
 		seqs[i] = r.SequenceNumber
 	}
-	msgs, err := s.recv.ReceiveDeferredMessages(ctx, seqs, nil)
+	cctx, cancel := s.call(ctx)
+	msgs, err := s.recv.ReceiveDeferredMessages(cctx, seqs, nil)
+	cancel()
 	if err != nil && !isNotFound(err) {
 		out.stop(err)
 		for _, r := range rows {
@@ -358,7 +395,9 @@ func (s *Service) receive(ctx context.Context, rows []ledger.Row, out *result) [
 	errs := make([]error, len(missing))
 	s.forEach(len(missing), func(i int) {
 		var got []*azservicebus.ReceivedMessage
-		got, errs[i] = s.recv.ReceiveDeferredMessages(ctx, []int64{missing[i].SequenceNumber}, nil)
+		cctx, cancel := s.call(ctx)
+		defer cancel()
+		got, errs[i] = s.recv.ReceiveDeferredMessages(cctx, []int64{missing[i].SequenceNumber}, nil)
 		if errs[i] == nil && len(got) == 1 {
 			found[i] = got[0]
 		}
@@ -381,7 +420,9 @@ func (s *Service) receive(ctx context.Context, rows []ledger.Row, out *result) [
 // (locked by another receiver, or no longer deferred) the row is released and the number reported failed.
 func (s *Service) resolveMissing(ctx context.Context, row ledger.Row, out *result) {
 	seq := row.SequenceNumber
-	peeked, err := s.recv.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &seq})
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	peeked, err := s.recv.PeekMessages(cctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &seq})
 	if err != nil {
 		s.giveUp(ctx, row, fmt.Errorf("message not received and peek failed: %w", err), out)
 		return
@@ -394,7 +435,7 @@ func (s *Service) resolveMissing(ctx context.Context, row ledger.Row, out *resul
 		s.giveUp(ctx, row, fmt.Errorf("message exists but cannot be received: %s", why), out)
 		return
 	}
-	if err := s.ledger.Delete(ctx, row); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+	if err := s.ledger.Delete(cctx, row); err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		s.log.Warn("message gone but its ledger row could not be deleted", slog.String("entity", s.entity),
 			slog.Int64("sequenceNumber", seq), slog.Any("error", err))
 	}
@@ -417,7 +458,10 @@ func (s *Service) sendCopies(ctx context.Context, hs []held, out *result) []held
 		if batch == nil || len(inBatch) == 0 {
 			return
 		}
-		if err := s.send.SendMessageBatch(ctx, batch, nil); err != nil {
+		cctx, cancel := s.call(ctx)
+		err := s.send.SendMessageBatch(cctx, batch, nil)
+		cancel()
+		if err != nil {
 			out.stop(err)
 			for _, h := range inBatch {
 				s.giveUp(ctx, h.row, fmt.Errorf("send copy: %w", err), out)
@@ -435,7 +479,10 @@ func (s *Service) sendCopies(ctx context.Context, hs []held, out *result) []held
 		}
 		for attempt := 0; ; attempt++ {
 			if batch == nil {
-				if batch, err = s.send.NewMessageBatch(ctx, nil); err != nil {
+				cctx, cancel := s.call(ctx)
+				batch, err = s.send.NewMessageBatch(cctx, nil)
+				cancel()
+				if err != nil {
 					s.giveUp(ctx, h.row, fmt.Errorf("new message batch: %w", err), out)
 					break
 				}
@@ -461,10 +508,12 @@ func (s *Service) sendCopies(ctx context.Context, hs []held, out *result) []held
 func (s *Service) settle(ctx context.Context, req Request, hs []held, out *result) []ledger.Row {
 	errs := make([]error, len(hs))
 	s.forEach(len(hs), func(i int) {
+		cctx, cancel := s.call(ctx)
+		defer cancel()
 		if req.Action == ActionDeadLetter {
-			errs[i] = s.recv.DeadLetterMessage(ctx, hs[i].msg, &azservicebus.DeadLetterOptions{Reason: &req.Reason, ErrorDescription: &req.Description})
+			errs[i] = s.recv.DeadLetterMessage(cctx, hs[i].msg, &azservicebus.DeadLetterOptions{Reason: &req.Reason, ErrorDescription: &req.Description})
 		} else {
-			errs[i] = s.recv.CompleteMessage(ctx, hs[i].msg, nil)
+			errs[i] = s.recv.CompleteMessage(cctx, hs[i].msg, nil)
 		}
 	})
 	settled := make([]ledger.Row, 0, len(hs))
