@@ -352,9 +352,10 @@ func (r RuleProperties) validate(path string) error {
 		if r.CorrelationFilter != nil {
 			return &ConfigError{Path: path + ".CorrelationFilter", Msg: "not allowed when FilterType is \"Sql\""}
 		}
-		if expr := strings.Join(strings.Fields(r.SQLFilter.SQLExpression), ""); expr != TrueFilterExpression {
+		if expr := compactSQL(r.SQLFilter.SQLExpression); expr != TrueFilterExpression && expr != FalseFilterExpression {
 			return &ConfigError{Path: path + ".SqlFilter.SqlExpression", Msg: fmt.Sprintf(
-				"%q: SQL filters are not supported by this emulator except %q (use a Correlation filter)", r.SQLFilter.SQLExpression, TrueFilterExpression)}
+				"%q: SQL filters are not supported by this emulator except %q and %q (use a Correlation filter)",
+				r.SQLFilter.SQLExpression, TrueFilterExpression, FalseFilterExpression)}
 		}
 	default:
 		return &ConfigError{Path: path + ".FilterType", Msg: fmt.Sprintf("%q: must be \"Correlation\" or \"Sql\"", r.FilterType)}

@@ -92,6 +92,13 @@ type EntityStats struct {
 	Kind                                              EntityKind
 	Active, Locked, Deferred, Scheduled, DeadLettered int
 	Counters                                          Counters
+	// SizeInBytes is the encoded size of the messages the entity holds (its dead-letter
+	// subqueue's not included).
+	SizeInBytes int64
+	// CreatedAt is when the entity was created, UpdatedAt when its properties last changed
+	// (CreatedAt until then), AccessedAt when a message was last sent to or received from it
+	// (zero until then).
+	CreatedAt, UpdatedAt, AccessedAt time.Time
 }
 
 // Entity is a receivable entity: a queue or a dead-letter subqueue. Its methods are safe for
@@ -118,6 +125,9 @@ type Entity struct {
 	expiry  minHeap[expiryItem] // (expires-at, seq) of active records with a TTL; may hold stale entries
 	expT    Timer               // the sweep timer for expiry's earliest entry; nil when none is armed
 	expAt   time.Time           // when expT fires
+
+	// created, updated, accessed: see EntityStats (guarded by mu).
+	created, updated, accessed time.Time
 }
 
 // record is one stored message. Its fields are guarded by the mutex of the entity whose msgs
@@ -145,6 +155,8 @@ func newEntity(path string, kind EntityKind, p QueueProperties, c Clock, log *sl
 		ready:  minHeap[int64]{less: func(a, b int64) bool { return a < b }},
 		expiry: minHeap[expiryItem]{less: func(a, b expiryItem) bool { return a.at.Before(b.at) }},
 	}
+	e.created = now(c)
+	e.updated = e.created
 	if kind == KindQueue && p.RequiresDuplicateDetection {
 		e.dedup = newDedupe(p.DuplicateDetectionHistoryTimeWindow)
 	}
@@ -158,10 +170,15 @@ func (e *Entity) Path() string { return e.path }
 func (e *Entity) Kind() EntityKind { return e.kind }
 
 // LockDuration returns how long a PeekLock lock lasts before it must be renewed.
-func (e *Entity) LockDuration() time.Duration { return e.props.LockDuration }
+func (e *Entity) LockDuration() time.Duration { return e.Properties().LockDuration }
 
-// Properties returns the entity's properties.
-func (e *Entity) Properties() QueueProperties { return e.props }
+// Properties returns the entity's properties (they change with Broker.UpdateQueue and
+// UpdateSubscription).
+func (e *Entity) Properties() QueueProperties {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.props
+}
 
 // Err returns nil while the entity is usable, and afterwards why it is not: ErrClosed after
 // Broker.Close, a wrapped ErrEntityNotFound after DeleteQueue. Receive loops check it when
@@ -201,6 +218,9 @@ func (e *Entity) Receive(max int, mode ReceiveMode) []Delivery {
 		out = append(out, e.deliverLocked(r, mode, t))
 	}
 	e.count.Received += uint64(len(out))
+	if len(out) > 0 {
+		e.accessed = t
+	}
 	return out
 }
 
@@ -373,14 +393,16 @@ func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, er
 	}
 	e.count.Received += uint64(len(out))
 	e.count.ReceivedBySequence += uint64(len(out))
+	e.accessed = now(e.clock)
 	return out, nil
 }
 
 // Stats returns the entity's message counts and counters.
 func (e *Entity) Stats() EntityStats {
 	e.mu.Lock()
-	st := EntityStats{Path: e.path, Kind: e.kind, Counters: e.count}
+	st := EntityStats{Path: e.path, Kind: e.kind, Counters: e.count, CreatedAt: e.created, UpdatedAt: e.updated, AccessedAt: e.accessed}
 	for _, r := range e.msgs {
+		st.SizeInBytes += encodedSize(r.msg)
 		switch r.state {
 		case MessageStateActive:
 			st.Active++
@@ -453,6 +475,7 @@ func (e *Entity) storeLocked(m *amqp.Message, seq int64, t time.Time) {
 	r := &record{seq: seq, msg: m}
 	e.msgs[seq] = r
 	e.count.Sent++
+	e.accessed = t
 	if at, ok := m.Annotations[AnnotationScheduledTime].(time.Time); ok && at.After(t) {
 		r.state = MessageStateScheduled
 		e.count.Scheduled++

@@ -15,9 +15,18 @@ import (
 // "<topic>/Subscriptions/<subscription>" (compared case-insensitively).
 const SubscriptionsSegment = "/Subscriptions/"
 
-// TrueFilterExpression is the only SQL filter supported: it matches every message (the
-// service's $Default rule).
-const TrueFilterExpression = "1=1"
+// The only SQL filters supported: TrueFilterExpression matches every message (the service's
+// $Default rule, and the SDKs' TrueFilter), FalseFilterExpression none (the SDKs' FalseFilter).
+const (
+	TrueFilterExpression  = "1=1"
+	FalseFilterExpression = "1=0"
+)
+
+// DefaultRuleName is the name of the rule a subscription created without rules gets.
+const DefaultRuleName = "$Default"
+
+// compactSQL removes white space from a SQL expression, for comparing the supported ones.
+func compactSQL(expr string) string { return strings.Join(strings.Fields(expr), "") }
 
 // topic fans messages out to its subscriptions. Lock order: topic.mu, then a subscription's
 // Entity.mu, then that subscription's dead-letter subqueue.
@@ -35,12 +44,16 @@ type topic struct {
 	// time, so cancel works even for a message no subscription took. Pruned of past entries.
 	scheduled map[int64]time.Time
 	pruneAt   int // prune scheduled when it grows beyond this
+
+	// created, updated, accessed: see EntityStats; accessed is the last send (guarded by mu).
+	created, updated, accessed time.Time
 }
 
 type subscription struct {
 	name  string
 	e     *Entity
-	rules []RuleConfig // validated; empty means the default true filter
+	props SubscriptionProperties // as created or updated (e's TTL is also capped by the topic's)
+	rules []RuleConfig           // validated; empty matches nothing (as on Azure)
 }
 
 // CreateTopic adds a topic without subscriptions. The name is checked with
@@ -61,6 +74,8 @@ func (b *Broker) CreateTopic(name string, p TopicProperties) error {
 		return fmt.Errorf("broker: create topic %q: %w", name, err)
 	}
 	t := &topic{name: name, props: p, subs: make(map[string]*subscription), scheduled: make(map[int64]time.Time), pruneAt: 64}
+	t.created = now(b.clock)
+	t.updated = t.created
 	if p.RequiresDuplicateDetection {
 		t.dedup = newDedupe(p.DuplicateDetectionHistoryTimeWindow)
 	}
@@ -70,8 +85,9 @@ func (b *Broker) CreateTopic(name string, p TopicProperties) error {
 }
 
 // CreateSubscription adds a subscription (and its dead-letter subqueue) to a topic. rules
-// are checked as in Config.json (correlation filters, or the SQL filter "1=1" only); no
-// rules means the default true filter. Its TTL is the smaller of its own and the topic's.
+// are checked as in Config.json (correlation filters, or the SQL filters "1=1" and "1=0"
+// only); no rules gives it the rule "$Default" with the true filter, as Azure does. Its TTL
+// is the smaller of its own and the topic's.
 func (b *Broker) CreateSubscription(topicName, name string, p SubscriptionProperties, rules []RuleConfig) error {
 	sc := SubscriptionConfig{Name: name, Properties: p, Rules: rules}
 	if err := (TopicConfig{Name: topicName, Properties: TopicProperties{
@@ -97,7 +113,10 @@ func (b *Broker) CreateSubscription(topicName, name string, p SubscriptionProper
 	path := t.name + SubscriptionsSegment + name
 	e := newEntity(path, KindSubscription, qp, b.clock, b.log)
 	e.dlq = newEntity(path+DeadLetterQueueSuffix, KindDeadLetterQueue, qp, b.clock, b.log)
-	t.subs[key] = &subscription{name: name, e: e, rules: slices.Clone(rules)}
+	if len(rules) == 0 {
+		rules = []RuleConfig{defaultRule()}
+	}
+	t.subs[key] = &subscription{name: name, e: e, props: p, rules: slices.Clone(rules)}
 	b.log.Info("subscription created", "topic", t.name, "subscription", name, "rules", len(rules))
 	return nil
 }
@@ -229,6 +248,7 @@ func (t *topic) send(clock Clock, msgs []*amqp.Message) ([]int64, error) {
 		return nil, fmt.Errorf("broker: send to %q: %w", t.name, t.gone)
 	}
 	now := now(clock)
+	t.accessed = now
 	seqs := make([]int64, len(msgs))
 	subs := t.sortedSubsLocked()
 	for i, m := range msgs {
@@ -336,7 +356,7 @@ func (t *topic) shutdown(err error) {
 
 func (t *topic) stats() (EntityStats, []EntityStats) {
 	t.mu.Lock()
-	st := EntityStats{Path: t.name, Kind: KindTopic, Counters: t.count}
+	st := EntityStats{Path: t.name, Kind: KindTopic, Counters: t.count, CreatedAt: t.created, UpdatedAt: t.updated, AccessedAt: t.accessed}
 	subs := t.sortedSubsLocked()
 	t.mu.Unlock()
 	out := make([]EntityStats, 0, len(subs))
@@ -347,16 +367,15 @@ func (t *topic) stats() (EntityStats, []EntityStats) {
 		st.Deferred += ss.Deferred
 		st.Scheduled += ss.Scheduled
 		st.DeadLettered += ss.DeadLettered
+		st.SizeInBytes += ss.SizeInBytes
 		out = append(out, ss)
 	}
 	return st, out
 }
 
-// matches reports whether any rule of s accepts m (no rules: the default true filter).
+// matches reports whether any rule of s accepts m. A subscription whose rules were all
+// removed receives nothing.
 func (s *subscription) matches(m *amqp.Message) bool {
-	if len(s.rules) == 0 {
-		return true
-	}
 	for _, r := range s.rules {
 		if ruleMatches(r.Properties, m) {
 			return true
@@ -367,7 +386,8 @@ func (s *subscription) matches(m *amqp.Message) bool {
 
 func ruleMatches(r RuleProperties, m *amqp.Message) bool {
 	if r.FilterType == FilterSQL {
-		return true // validated: only the true filter is accepted
+		// validated: only the true and false filters are accepted
+		return compactSQL(r.SQLFilter.SQLExpression) == TrueFilterExpression
 	}
 	return r.CorrelationFilter.Matches(m)
 }
