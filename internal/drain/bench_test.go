@@ -1,19 +1,16 @@
 package drain
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/internal/testenv"
 )
 
 // countingReceiver counts the Service Bus operations the drain makes through it.
@@ -57,53 +54,6 @@ func (c *countingReceiver) ops() int64 {
 	return c.receives.Load() + c.completes.Load() + c.deadLetters.Load() + c.peeks.Load()
 }
 
-// peakSampler records the peak heap in use and the peak resident set size while it runs.
-type peakSampler struct {
-	stop     chan struct{}
-	done     sync.WaitGroup
-	heap     uint64 // written by the sampling goroutine; read after stop
-	rssBytes uint64 // written by the sampling goroutine; read after stop
-}
-
-func startPeakSampler() *peakSampler {
-	p := &peakSampler{stop: make(chan struct{})}
-	p.done.Go(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			p.heap = max(p.heap, ms.HeapInuse)
-			p.rssBytes = max(p.rssBytes, rss())
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	})
-	return p
-}
-
-func (p *peakSampler) Stop() { close(p.stop); p.done.Wait() }
-
-// rss reads the resident set size from /proc (0 where there is none).
-func rss() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // BenchmarkResubmit (P3) drains n deferred messages through the emulator and Azurite: wall time per drain,
 // Service Bus operations per resubmitted message (receive-by-sequence-number calls + batch sends + completes
 // + peeks, counted at the client as sbops/msg, and as the emulator answered them as emu-ops/msg: its
@@ -139,9 +89,9 @@ func benchResubmit(b *testing.B, n, page int) {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		baseHeap, baseRSS := ms.HeapInuse, rss()
+		baseHeap, baseRSS := ms.HeapInuse, testenv.RSS()
 		mgmt0 := e.srv.Broker().Stats().ManagementCalls
-		sampler := startPeakSampler()
+		sampler := testenv.StartPeakSampler()
 		b.StartTimer()
 
 		start := time.Now()
@@ -173,9 +123,9 @@ func benchResubmit(b *testing.B, n, page int) {
 		sends += send.sends.Load()
 		receives += recv.receives.Load()
 		completes += recv.completes.Load()
-		heap, rssPeak = max(heap, sampler.heap), max(rssPeak, sampler.rssBytes)
-		heapGrowth = max(heapGrowth, int64(sampler.heap)-int64(baseHeap))
-		rssGrowth = max(rssGrowth, int64(sampler.rssBytes)-int64(baseRSS))
+		heap, rssPeak = max(heap, sampler.Heap), max(rssPeak, sampler.RSS)
+		heapGrowth = max(heapGrowth, int64(sampler.Heap)-int64(baseHeap))
+		rssGrowth = max(rssGrowth, int64(sampler.RSS)-int64(baseRSS))
 		b.StartTimer()
 	}
 	msgs := float64(n * b.N)

@@ -1,9 +1,11 @@
 package drain
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"maps"
 	"strconv"
 
@@ -61,4 +63,49 @@ func (s *Service) copyOf(m *azservicebus.ReceivedMessage, row ledger.Row) (*azse
 		PropResubmitCount:          max(row.ResubmitCount, ledger.ResubmitCount(m.ApplicationProperties)) + 1,
 		PropDeferReason:            reason,
 	}, ledger.PropNotBefore)
+}
+
+// SendCopies sends msgs through s in as few batches as fit (SendMessageBatch is all-or-nothing) and returns,
+// for each message, nil if it was sent or the error that kept it from being sent. A message that does not
+// fit an empty batch fails alone; a failed send fails every message of its batch and is also returned as
+// sendErr, since later sends would most likely fail the same way.
+func SendCopies(ctx context.Context, s Sender, msgs []*azservicebus.Message) (errs []error, sendErr error) {
+	errs = make([]error, len(msgs))
+	var batch *azservicebus.MessageBatch
+	var in []int // indexes of msgs in batch
+	flush := func() {
+		if len(in) == 0 {
+			return
+		}
+		if err := s.SendMessageBatch(ctx, batch, nil); err != nil {
+			sendErr = err
+			for _, i := range in {
+				errs[i] = fmt.Errorf("send copy: %w", err)
+			}
+		}
+		batch, in = nil, nil
+	}
+	for i, m := range msgs {
+		for attempt := 0; ; attempt++ {
+			if batch == nil {
+				var err error
+				if batch, err = s.NewMessageBatch(ctx, nil); err != nil {
+					errs[i] = fmt.Errorf("new message batch: %w", err)
+					break
+				}
+			}
+			err := batch.AddMessage(m, nil)
+			if err == nil {
+				in = append(in, i)
+				break
+			}
+			if !errors.Is(err, azservicebus.ErrMessageTooLarge) || len(in) == 0 || attempt > 0 {
+				errs[i] = fmt.Errorf("add copy to batch: %w", err)
+				break
+			}
+			flush() // full: send what it holds and retry in a fresh batch
+		}
+	}
+	flush()
+	return errs, sendErr
 }
