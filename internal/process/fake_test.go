@@ -18,6 +18,7 @@ type fakeReceiver struct {
 	mu          sync.Mutex
 	queue       []*azservicebus.ReceivedMessage // guarded by mu
 	settled     map[string]string               // guarded by mu; message ID → "complete" | "abandon" | "deadletter" | "defer"
+	attempts    map[string]int                  // guarded by mu; message ID → settlement calls, successful or not
 	dlReason    map[string]string               // guarded by mu; message ID → reason|description
 	lost        map[string]bool                 // guarded by mu
 	failOp      map[string]error                // guarded by mu; op → error returned by that settlement
@@ -29,7 +30,7 @@ type fakeReceiver struct {
 }
 
 func newFake(lock time.Duration, bodies ...string) *fakeReceiver {
-	f := &fakeReceiver{lockDuration: lock, settled: map[string]string{}, dlReason: map[string]string{},
+	f := &fakeReceiver{lockDuration: lock, settled: map[string]string{}, attempts: map[string]int{}, dlReason: map[string]string{},
 		lost: map[string]bool{}, failOp: map[string]error{}, settleCtxOK: true}
 	for i, b := range bodies {
 		sn := int64(i + 1)
@@ -69,6 +70,7 @@ func (f *fakeReceiver) settle(ctx context.Context, msg *azservicebus.ReceivedMes
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.attempts[msg.MessageID]++
 	if ctx.Err() != nil {
 		f.settleCtxOK = false
 	}
@@ -117,6 +119,18 @@ func (f *fakeReceiver) RenewMessageLock(ctx context.Context, m *azservicebus.Rec
 	until := time.Now().Add(f.lockDuration)
 	m.LockedUntil = &until
 	return nil
+}
+
+// add queues more messages, numbered after the existing ones.
+func (f *fakeReceiver) add(bodies ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range bodies {
+		n := len(f.attempts) + len(f.queue) + 100
+		sn := int64(n)
+		f.queue = append(f.queue, &azservicebus.ReceivedMessage{MessageID: fmt.Sprintf("m%d", n), Body: []byte(b),
+			SequenceNumber: &sn, DeliveryCount: 1})
+	}
 }
 
 func (f *fakeReceiver) loseLock(id string) {

@@ -6,11 +6,13 @@
 //	start ──receive/hold/process/settle──► stop receiving ──wait for workers──► deadline: cancel + abandon ──► return
 //	          (deadline − ReceiveMargin)                                         (cause ErrBudgetExhausted)
 //
-// Guarantees (DESIGN §4): a message is completed only when its processor reported success while its context
-// was alive — never after lock loss (invariant 1) or budget cancel; every received message is settled or
-// abandoned before Run returns, except those whose lock was lost, which cannot be settled any more and are
-// redelivered by Service Bus (invariant 4); Run starts goroutines only for the messages it holds and for
-// the renewer, and joins all of them before returning (invariant 7).
+// Guarantees (DESIGN §4): a message is completed only when its processor returned processor.Complete() while
+// its context was alive — never after lock loss (invariant 1) or budget cancel, never for a zero, malformed or
+// error-carrying Outcome; every received message is settled or abandoned before Run returns, except those
+// whose lock was lost, which cannot be settled any more and are redelivered by Service Bus (invariant 4); Run
+// starts goroutines only for the messages it holds, their processors and the renewer, and joins all of them
+// before returning, except processors that ignore their context past Options.StuckGrace: those are counted
+// as stuck, their messages abandoned, and their late outcomes ignored (invariant 7).
 package process
 
 import (
@@ -73,6 +75,7 @@ const (
 	DefaultNoMessageWait = 5 * time.Second
 	DefaultSettleTimeout = config.SettleTimeout // the handler's config checks budget + this + config.CloseTimeout ≤ functionTimeout
 	DefaultReceiveLinger = 2 * time.Millisecond
+	DefaultStuckGrace    = 5 * time.Second
 	minReceiveMargin     = 2 * time.Second
 )
 
@@ -101,10 +104,15 @@ type Options struct {
 	// messages have time to be processed. 0 ⇒ max(2 s, Budget/10).
 	ReceiveMargin time.Duration
 	// SettleTimeout bounds each settlement call (and Deferrer.Defer), and all settlement ends by
-	// deadline + SettleTimeout. Settlement runs on a context detached from the caller's, so messages are
-	// abandoned even when the caller's context is cancelled. 0 ⇒ 15 s (half the 30 s margin the default
-	// budget leaves before functionTimeout).
+	// deadline + StuckGrace + SettleTimeout. Settlement runs on a context detached from the caller's, so
+	// messages are abandoned even when the caller's context is cancelled. 0 ⇒ 15 s (with the default
+	// StuckGrace, 20 s of the 30 s margin the default budget leaves before functionTimeout).
 	SettleTimeout time.Duration
+	// StuckGrace: once a message's context is done (budget, lock lost, maximum renewal, caller), the run
+	// waits this long for its processor to return. Then it stops waiting, abandons the message (its lock is
+	// still renewed until then), counts it in Summary.Stuck and ignores whatever the processor returns
+	// later. 0 ⇒ 5 s.
+	StuckGrace time.Duration
 	// ReceiveDone, if set, is called once, on the goroutine that called Run, when the run stops receiving
 	// (before waiting for the messages in progress). The Service closes its receive link there.
 	ReceiveDone func()
@@ -146,6 +154,9 @@ func (o *Options) withDefaults() Options {
 	if v.SettleTimeout <= 0 {
 		v.SettleTimeout = DefaultSettleTimeout
 	}
+	if v.StuckGrace <= 0 {
+		v.StuckGrace = DefaultStuckGrace
+	}
 	if v.Logger == nil {
 		v.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -161,22 +172,24 @@ type Summary struct {
 	Deferred     int64  `json:"deferred"`
 	Renewals     uint64 `json:"renewals"`
 	LocksLost    int64  `json:"locksLost"`
-	DurationMs   int64  `json:"durationMs"`
+	// Stuck counts processors that had not returned StuckGrace after their message's context ended. Their
+	// messages are also counted as abandoned (or locksLost); their goroutines may still be running.
+	Stuck      int64 `json:"stuck"`
+	DurationMs int64 `json:"durationMs"`
 }
 
 // String is the one-line summary used in logs.
 func (s Summary) String() string {
-	return fmt.Sprintf("run: received=%d completed=%d abandoned=%d deadLettered=%d deferred=%d renewals=%d locksLost=%d durationMs=%d",
-		s.Received, s.Completed, s.Abandoned, s.DeadLettered, s.Deferred, s.Renewals, s.LocksLost, s.DurationMs)
+	return fmt.Sprintf("run: received=%d completed=%d abandoned=%d deadLettered=%d deferred=%d renewals=%d locksLost=%d stuck=%d durationMs=%d",
+		s.Received, s.Completed, s.Abandoned, s.DeadLettered, s.Deferred, s.Renewals, s.LocksLost, s.Stuck, s.DurationMs)
 }
 
 // Run performs one run over rcv with p. It blocks until every received message is settled, abandoned or
-// known lost, and every goroutine it started has returned: at most Budget + SettleTimeout, plus however long
-// processors take to honour cancellation.
+// known lost: at most Budget + StuckGrace + SettleTimeout. Every goroutine it started has returned by then,
+// except the processors counted in Summary.Stuck (see Options.StuckGrace), whose late outcomes are ignored.
 //
 // Cancelling ctx stops receiving and cancels processing (the messages are abandoned). The error is non-nil
 // only when receiving failed (it wraps ErrReceive and the SDK error); the summary is valid either way.
-// Processors must honour their context: Run waits for them.
 func Run(ctx context.Context, rcv Receiver, p processor.Processor, opts *Options) (Summary, error) {
 	if rcv == nil || p == nil {
 		return Summary{}, errors.New("process: Run needs a receiver and a processor")

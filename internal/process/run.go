@@ -25,8 +25,8 @@ type run struct {
 	start       time.Time
 	deadline    time.Time
 	stopReceive time.Time
-	// settleStop bounds every settlement, including the abandons that follow the deadline:
-	// deadline + SettleTimeout.
+	// settleStop bounds every settlement, including the abandons that follow the deadline and those of
+	// stuck processors: deadline + StuckGrace + SettleTimeout.
 	settleStop time.Time
 
 	// workCtx is the parent of every message context. It is cancelled with ErrBudgetExhausted at the
@@ -46,14 +46,14 @@ type run struct {
 	workers sync.WaitGroup
 
 	// Counters, written by worker goroutines (received: by the receive loop) with atomics.
-	received, completed, abandoned, deadLettered, deferred, locksLost atomic.Int64
+	received, completed, abandoned, deadLettered, deferred, locksLost, stuck atomic.Int64
 }
 
 func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options) *run {
 	r := &run{rcv: rcv, proc: p, o: o, logger: o.Logger, start: time.Now()}
 	r.deadline = r.start.Add(o.Budget)
 	r.stopReceive = r.deadline.Add(-o.ReceiveMargin)
-	r.settleStop = r.deadline.Add(o.SettleTimeout)
+	r.settleStop = r.deadline.Add(o.StuckGrace + o.SettleTimeout)
 	workCtx, cancelWork := context.WithCancelCause(ctx)
 	r.workCtx, r.cancelWork = workCtx, cancelWork
 	r.settleCtx = context.WithoutCancel(ctx)
@@ -107,6 +107,7 @@ func (r *run) summary() Summary {
 		Deferred:     r.deferred.Load(),
 		Renewals:     r.renewer.Stats().Renewals,
 		LocksLost:    r.locksLost.Load(),
+		Stuck:        r.stuck.Load(),
 		DurationMs:   time.Since(r.start).Milliseconds(),
 	}
 }
@@ -217,12 +218,29 @@ func (r *run) dispatch(msg *azservicebus.ReceivedMessage) {
 	}()
 }
 
+// settlement is what became of a message the run handled.
+type settlement int
+
+const (
+	settledNone       settlement = iota // not settled: lock lost, or settlement and abandon failed
+	settledComplete                     // completed
+	settledDeadLetter                   // dead-lettered
+	settledDefer                        // deferred (and indexed in the ledger)
+	settledAbandon                      // abandoned
+)
+
 // handle processes one message and settles it. It runs on the message's worker goroutine.
-func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) {
-	out := r.process(ctx, msg)
+func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) settlement {
 	log := r.logger.With(slog.String("messageId", msg.MessageID), slog.Int64("sequenceNumber", seq(msg)),
 		slog.Int64("deliveryCount", int64(msg.DeliveryCount)))
-
+	out, stuck := r.process(ctx, msg, log)
+	if stuck {
+		// The processor ignored its context for StuckGrace: its goroutine is left behind, and whatever it
+		// returns later is dropped by process. The message is treated like any cancelled one.
+		r.stuck.Add(1)
+		log.Error("processor did not return after its context ended; the run stops waiting for it and will ignore its outcome",
+			slog.Duration("grace", r.o.StuckGrace), slog.Any("cause", context.Cause(ctx)))
+	}
 	if ctx.Err() != nil {
 		cause := context.Cause(ctx)
 		if errors.Is(cause, lockrenew.ErrLockLost) {
@@ -230,18 +248,51 @@ func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) {
 			// anyway. Service Bus redelivers it.
 			r.locksLost.Add(1)
 			log.Warn("lock lost; message not settled", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
-			return
+			return settledNone
 		}
 		// Budget exhausted, maximum renewal reached or the caller cancelled: the lock is still ours.
 		log.Warn("processing cancelled; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
-		r.abandon(log, msg)
-		return
+		return r.abandon(log, msg)
 	}
-	r.settle(log, msg, out)
+	return r.settle(log, msg, out)
 }
 
-// process calls the processor, turning a panic into an abandon outcome.
-func (r *run) process(ctx context.Context, msg *azservicebus.ReceivedMessage) (out processor.Outcome) {
+// process calls the processor on its own goroutine and waits for its outcome. Once ctx is done it waits at
+// most StuckGrace more; then it gives up and reports stuck, and the processor's goroutine — the only one a
+// run leaves behind — drops its outcome when it eventually returns. A panic becomes an abandon outcome.
+func (r *run) process(ctx context.Context, msg *azservicebus.ReceivedMessage, log *slog.Logger) (processor.Outcome, bool) {
+	res := make(chan processor.Outcome, 1)
+	// claimed is won by whichever comes first: the processor returning (its outcome counts) or the worker
+	// giving up (the outcome is dropped).
+	var claimed atomic.Bool
+	go func() {
+		out := r.call(ctx, msg)
+		if !claimed.CompareAndSwap(false, true) {
+			log.Warn("stuck processor returned after the run gave up on it; outcome ignored", slog.String("outcome", out.Kind.String()))
+			return
+		}
+		res <- out
+	}()
+	select {
+	case out := <-res:
+		return out, false
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(r.o.StuckGrace)
+	defer grace.Stop()
+	select {
+	case out := <-res:
+		return out, false
+	case <-grace.C:
+	}
+	if claimed.CompareAndSwap(false, true) {
+		return processor.Outcome{}, true
+	}
+	return <-res, false // it returned just as the grace ran out
+}
+
+// call runs the processor, turning a panic into an abandon outcome.
+func (r *run) call(ctx context.Context, msg *azservicebus.ReceivedMessage) (out processor.Outcome) {
 	defer func() {
 		if v := recover(); v != nil {
 			out = processor.Abandon(fmt.Errorf("process: processor panicked: %v", v))
@@ -250,46 +301,50 @@ func (r *run) process(ctx context.Context, msg *azservicebus.ReceivedMessage) (o
 	return r.proc.Process(ctx, msg)
 }
 
-// settle applies out to msg.
-func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out processor.Outcome) {
+// settle applies out to msg. Only a valid outcome is applied (processor.Outcome.Validate): the zero Outcome,
+// an unknown Kind and any Outcome with Err set abandon the message (invariant 1).
+func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out processor.Outcome) settlement {
+	if err := out.Validate(); err != nil {
+		level := slog.LevelWarn // Abandon(err): the processor's own transient failure
+		if errors.Is(err, processor.ErrInvalidOutcome) {
+			level = slog.LevelError
+		}
+		log.Log(context.Background(), level, "processor error; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("error", err))
+		return r.abandon(log, msg)
+	}
 	ctx, cancel := r.settleContext()
 	defer cancel()
 	switch out.Kind {
 	case processor.KindComplete:
 		if err := r.rcv.CompleteMessage(ctx, msg, nil); err != nil {
-			r.settleFailed(log, msg, "complete", err)
-			return
+			return r.settleFailed(log, msg, "complete", err)
 		}
 		r.completed.Add(1)
 		log.Debug("completed")
+		return settledComplete
 	case processor.KindDeadLetter:
 		opts := &azservicebus.DeadLetterOptions{Reason: &out.Reason, ErrorDescription: &out.Description}
 		if err := r.rcv.DeadLetterMessage(ctx, msg, opts); err != nil {
-			r.settleFailed(log, msg, "dead-letter", err)
-			return
+			return r.settleFailed(log, msg, "dead-letter", err)
 		}
 		r.deadLettered.Add(1)
 		log.Info("dead-lettered", slog.String("reason", out.Reason), slog.String("description", out.Description))
+		return settledDeadLetter
 	case processor.KindDefer:
 		if r.o.Deferrer == nil {
 			log.Warn("defer requested but no deferral ledger is configured; abandoning")
-			r.abandon(log, msg)
-			return
+			return r.abandon(log, msg)
 		}
 		if err := r.o.Deferrer.Defer(ctx, r.rcv, msg, out.NotBefore, out.Reason); err != nil {
 			log.Warn("defer failed; abandoning", slog.Any("error", err))
-			r.abandon(log, msg)
-			return
+			return r.abandon(log, msg)
 		}
 		r.deferred.Add(1)
 		log.Info("deferred", slog.Time("notBefore", out.NotBefore), slog.String("reason", out.Reason))
-	default: // KindAbandon, and any unknown kind
-		attrs := []any{slog.String("outcome", out.Kind.String())}
-		if out.Err != nil {
-			attrs = append(attrs, slog.Any("error", out.Err))
-		}
-		log.Info("processing failed; abandoning", attrs...)
-		r.abandon(log, msg)
+		return settledDefer
+	default: // KindAbandon without an error
+		log.Info("processor abandoned the message")
+		return r.abandon(log, msg)
 	}
 }
 
@@ -305,7 +360,7 @@ func (r *run) settleContext() (context.Context, context.CancelFunc) {
 }
 
 // abandon abandons msg, counting it; a lost lock is counted as such.
-func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) {
+func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) settlement {
 	ctx, cancel := r.settleContext()
 	defer cancel()
 	if err := r.rcv.AbandonMessage(ctx, msg, nil); err != nil {
@@ -313,21 +368,22 @@ func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) {
 			r.locksLost.Add(1)
 		}
 		log.Error("abandon failed; the message is redelivered when its lock expires", slog.Any("error", err))
-		return
+		return settledNone
 	}
 	r.abandoned.Add(1)
+	return settledAbandon
 }
 
 // settleFailed handles a failed complete or dead-letter: a lost lock is counted; otherwise the message is
 // abandoned so it is redelivered without waiting for the lock to expire.
-func (r *run) settleFailed(log *slog.Logger, msg *azservicebus.ReceivedMessage, op string, err error) {
+func (r *run) settleFailed(log *slog.Logger, msg *azservicebus.ReceivedMessage, op string, err error) settlement {
 	if isLockLost(err) {
 		r.locksLost.Add(1)
 		log.Warn(op+" failed: lock lost; message not settled", slog.Any("error", err))
-		return
+		return settledNone
 	}
 	log.Error(op+" failed; abandoning", slog.Any("error", err))
-	r.abandon(log, msg)
+	return r.abandon(log, msg)
 }
 
 func isLockLost(err error) bool {

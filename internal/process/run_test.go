@@ -19,6 +19,7 @@ import (
 // scripted is a processor driven by the message body:
 //
 //	complete | abandon | deadletter | defer | panic
+//	zero | errcomplete | errdeadletter | errdefer | kind42 — invalid or error-carrying outcomes
 //	block    — wait for ctx, then (wrongly) report success
 //	work:<d> — work d (honouring ctx), then complete
 type scripted struct {
@@ -39,6 +40,18 @@ func (s *scripted) Process(ctx context.Context, msg *azservicebus.ReceivedMessag
 		return processor.Defer(time.Now().Add(time.Hour), "later")
 	case body == "panic":
 		panic("boom")
+	case body == "zero":
+		return processor.Outcome{}
+	case body == "errcomplete":
+		return processor.Outcome{Kind: processor.KindComplete, Err: errors.New("failed, but said complete")}
+	case body == "errdeadletter":
+		return processor.Outcome{Kind: processor.KindDeadLetter, Reason: "r", Err: errors.New("failed")}
+	case body == "errdefer":
+		return processor.Outcome{Kind: processor.KindDefer, NotBefore: time.Now().Add(time.Hour), Err: errors.New("failed")}
+	case body == "zeroerr":
+		return processor.Outcome{Err: errors.New("failed")}
+	case body == "kind42":
+		return processor.Outcome{Kind: 42}
 	case body == "block":
 		<-ctx.Done()
 		s.mu.Lock()
@@ -91,6 +104,13 @@ func TestOutcomeToSettlement(t *testing.T) {
 		{"defer ledger fails", "defer", &fakeDeferrer{err: errors.New("table down")}, "abandon", Summary{Received: 1, Abandoned: 1}},
 		{"defer without ledger", "defer", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
 		{"panic", "panic", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
+		// Invariant 1: a zero, unknown or error-carrying outcome never completes (nor dead-letters or defers).
+		{"zero outcome", "zero", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"zero outcome with Err", "zeroerr", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"complete with Err", "errcomplete", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"deadletter with Err", "errdeadletter", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"defer with Err", "errdefer", &fakeDeferrer{}, "abandon", Summary{Received: 1, Abandoned: 1}},
+		{"unknown kind", "kind42", nil, "abandon", Summary{Received: 1, Abandoned: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,6 +420,92 @@ func TestNoGoroutineOutlivesRun(t *testing.T) {
 			t.Fatalf("goroutines %d > baseline %d\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising
+	}
+}
+
+// runGoroutines returns the stacks of the goroutines that run code of this package or of the renewer,
+// test functions aside.
+func runGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	var out []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "testing.tRunner") {
+			continue // a test's own goroutine
+		}
+		if strings.Contains(g, "holdfast/internal/process.") || strings.Contains(g, "holdfast/lockrenew.") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// waitRunGoroutines polls until at most n goroutines run code of the run or the renewer (see runGoroutines)
+// and returns them; it fails the test after 5 s.
+func waitRunGoroutines(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		gs := runGoroutines()
+		if len(gs) <= n {
+			return gs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines of the run remain, want %d:\n%s", len(gs), n, strings.Join(gs, "\n\n"))
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising
+	}
+}
+
+// A processor that ignores its context: the run stops waiting StuckGrace after the deadline, abandons the
+// message, counts it as stuck and returns; the processor's goroutine is the only one left, its later Complete
+// is never settled, and the next run is normal.
+func TestStuckProcessorIsAbandonedAndIgnored(t *testing.T) {
+	f := newFake(time.Minute, "hang", "complete")
+	release, returned := make(chan struct{}), make(chan struct{})
+	p := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		if string(m.Body) == "hang" {
+			defer close(returned)
+			<-release // ignores ctx
+		}
+		return processor.Complete()
+	})
+	const budget, grace = 400 * time.Millisecond, 300 * time.Millisecond
+	start := time.Now()
+	s, err := Run(context.Background(), f, p, &Options{Budget: budget, ReceiveMargin: 100 * time.Millisecond,
+		NoMessageWait: time.Minute, StuckGrace: grace, MaxLockRenewal: time.Minute})
+	el := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el < budget+grace || el > budget+grace+2*time.Second {
+		t.Fatalf("run took %v, want about budget + grace = %v", el, budget+grace)
+	}
+	s.DurationMs = 0
+	if want := (Summary{Received: 2, Completed: 1, Abandoned: 1, Stuck: 1}); s != want {
+		t.Fatalf("summary %+v, want %+v", s, want)
+	}
+	if got := f.settledCopy(); got["m0"] != "abandon" || got["m1"] != "complete" {
+		t.Fatalf("settled %v", got)
+	}
+	// The stuck processor's goroutine is the only one left of the run.
+	if gs := waitRunGoroutines(t, 1); len(gs) != 1 || !strings.Contains(gs[0], "TestStuckProcessorIsAbandonedAndIgnored") {
+		t.Fatalf("goroutines of the run after it returned, want only the stuck processor:\n%s", strings.Join(gs, "\n\n"))
+	}
+
+	close(release)
+	<-returned
+	waitRunGoroutines(t, 0)
+	f.mu.Lock()
+	attempts := f.attempts["m0"]
+	f.mu.Unlock()
+	if attempts != 1 || f.settledCopy()["m0"] != "abandon" {
+		t.Fatalf("late outcome reached settlement: %d settlement calls, settled %q", attempts, f.settledCopy()["m0"])
+	}
+
+	f.add("complete")
+	s, err = Run(context.Background(), f, p, fast(&Options{StuckGrace: grace}))
+	if err != nil || s.Received != 1 || s.Completed != 1 || s.Stuck != 0 {
+		t.Fatalf("next run: %+v, %v", s, err)
 	}
 }
 
