@@ -103,15 +103,15 @@ type Options struct {
 	// ReceiveMargin: receiving stops when less than this remains before the deadline, so that received
 	// messages have time to be processed. 0 ⇒ max(2 s, Budget/10).
 	ReceiveMargin time.Duration
-	// SettleTimeout bounds each settlement call (and Deferrer.Defer), and all settlement ends by
-	// deadline + StuckGrace + SettleTimeout. Settlement runs on a context detached from the caller's, so
-	// messages are abandoned even when the caller's context is cancelled. 0 ⇒ 15 s (with the default
-	// StuckGrace, 20 s of the 30 s margin the default budget leaves before functionTimeout).
+	// SettleTimeout bounds each settlement call (and Deferrer.Defer), and all settlement, the abandons of
+	// stuck processors' messages included, ends by deadline + SettleTimeout. Settlement runs on a context
+	// detached from the caller's, so messages are abandoned even when the caller's context is cancelled.
+	// 0 ⇒ 15 s (config.SettleTimeout, which the configuration's budget check counts).
 	SettleTimeout time.Duration
 	// StuckGrace: once a message's context is done (budget, lock lost, maximum renewal, caller), the run
 	// waits this long for its processor to return. Then it stops waiting, abandons the message (its lock is
 	// still renewed until then), counts it in Summary.Stuck and ignores whatever the processor returns
-	// later. 0 ⇒ 5 s.
+	// later. It comes out of SettleTimeout, so it is at most SettleTimeout/2. 0 ⇒ min(5 s, SettleTimeout/3).
 	StuckGrace time.Duration
 	// ReceiveDone, if set, is called once, on the goroutine that called Run, when the run stops receiving
 	// (before waiting for the messages in progress). The Service closes its receive link there.
@@ -155,8 +155,9 @@ func (o *Options) withDefaults() Options {
 		v.SettleTimeout = DefaultSettleTimeout
 	}
 	if v.StuckGrace <= 0 {
-		v.StuckGrace = DefaultStuckGrace
+		v.StuckGrace = min(DefaultStuckGrace, v.SettleTimeout/3)
 	}
+	v.StuckGrace = min(v.StuckGrace, v.SettleTimeout/2)
 	if v.Logger == nil {
 		v.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -185,7 +186,7 @@ func (s Summary) String() string {
 }
 
 // Run performs one run over rcv with p. It blocks until every received message is settled, abandoned or
-// known lost: at most Budget + StuckGrace + SettleTimeout. Every goroutine it started has returned by then,
+// known lost: at most Budget + SettleTimeout. Every goroutine it started has returned by then,
 // except the processors counted in Summary.Stuck (see Options.StuckGrace), whose late outcomes are ignored.
 //
 // Cancelling ctx stops receiving and cancels processing (the messages are abandoned). The error is non-nil

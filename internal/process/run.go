@@ -26,7 +26,7 @@ type run struct {
 	deadline    time.Time
 	stopReceive time.Time
 	// settleStop bounds every settlement, including the abandons that follow the deadline and those of
-	// stuck processors: deadline + StuckGrace + SettleTimeout.
+	// stuck processors (StuckGrace is at most half of SettleTimeout): deadline + SettleTimeout.
 	settleStop time.Time
 
 	// workCtx is the parent of every message context. It is cancelled with ErrBudgetExhausted at the
@@ -53,7 +53,7 @@ func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options)
 	r := &run{rcv: rcv, proc: p, o: o, logger: o.Logger, start: time.Now()}
 	r.deadline = r.start.Add(o.Budget)
 	r.stopReceive = r.deadline.Add(-o.ReceiveMargin)
-	r.settleStop = r.deadline.Add(o.StuckGrace + o.SettleTimeout)
+	r.settleStop = r.deadline.Add(o.SettleTimeout)
 	workCtx, cancelWork := context.WithCancelCause(ctx)
 	r.workCtx, r.cancelWork = workCtx, cancelWork
 	r.settleCtx = context.WithoutCancel(ctx)
