@@ -116,3 +116,25 @@ func TestFailureAfterProgressAnswersThePartialResult(t *testing.T) {
 	}
 	checkCopies(t, e.queue, originals, e.drainQueue(ctx, t, 4))
 }
+
+// TestReconcileFailureAnswersThePartialResult: reconcile with Table Storage down answers 503 with its report
+// and the continuation to repeat it from, not a bare 500.
+func TestReconcileFailureAnswersThePartialResult(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	e := newEnv(t, envOptions{})
+	e.seed(ctx, t, 2, nil)
+	out := &testenv.Outage{}
+	out.FailWhen(testenv.IsQuery)
+	url := api(t, e.service(t, &Options{Ledger: e.ledgerVia(t, out)}))
+	var res ReconcileResult
+	if status := call(ctx, t, http.MethodPost, url+"/api/deferred/reconcile", []byte(`{"continuation":"2"}`), &res); status != PartialStatus ||
+		!res.Partial || !strings.Contains(res.Error, "ledger") || res.Continuation != "2" {
+		t.Fatalf("reconcile with the ledger down: %d %+v; want %d naming the ledger, continuation kept", status, res, PartialStatus)
+	}
+	out.Up()
+	res = ReconcileResult{}
+	if status := call(ctx, t, http.MethodPost, url+"/api/deferred/reconcile", nil, &res); status != http.StatusOK || !res.Done ||
+		res.Added+res.Removed != 0 {
+		t.Fatalf("reconcile after the outage: %d %+v; want done with nothing to change", status, res)
+	}
+}

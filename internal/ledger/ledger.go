@@ -216,27 +216,30 @@ func (l *Ledger) List(ctx context.Context, top int, continuation string) (rows [
 	return rows, next, nil
 }
 
-// scan returns the rows with from ≤ sequence number ≤ to, following continuations. A missing table is empty.
-func (l *Ledger) scan(ctx context.Context, from, to int64) ([]Row, error) {
-	filter := fmt.Sprintf("PartitionKey eq '%s' and RowKey ge '%s' and RowKey le '%s'", l.pk, RowKey(from), RowKey(to))
-	pager := l.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: ptr(int32(maxTop))})
-	var rows []Row
-	for pager.More() {
+// scanFrom returns the first n rows (at most) with sequence number ≥ from, in order, and whether more may
+// follow them. A missing table is empty.
+func (l *Ledger) scanFrom(ctx context.Context, from int64, n int) (rows []Row, more bool, err error) {
+	filter := fmt.Sprintf("PartitionKey eq '%s' and RowKey ge '%s'", l.pk, RowKey(from))
+	pager := l.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: ptr(int32(min(n, maxTop)))})
+	for len(rows) < n && pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			err = translate(err)
 			if errors.Is(err, errTableNotFound) {
-				return nil, nil
+				return nil, false, nil
 			}
-			return nil, fmt.Errorf("ledger: scan %d–%d: %w", from, to, err)
+			return nil, false, fmt.Errorf("ledger: scan from %d: %w", from, err)
 		}
 		got, err := l.decodeRows(page.Entities)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		rows = append(rows, got...)
 	}
-	return rows, nil
+	if len(rows) >= n {
+		return rows[:n], true, nil
+	}
+	return rows, false, nil
 }
 
 func (l *Ledger) decodeRows(entities [][]byte) ([]Row, error) {

@@ -28,8 +28,10 @@ const (
 )
 
 // Peeker browses an entity without locking. *azservicebus.Receiver implements it. PeekMessages returns up to
-// maxMessageCount messages in every state, in sequence-number order starting at FromSequenceNumber, and an
-// empty slice past the last message; the SDK retries transient failures within the call.
+// maxMessageCount messages in every state, in sequence-number order starting at FromSequenceNumber; the SDK
+// retries transient failures within the call. The service does not promise a minimum page size: a page may
+// hold fewer messages than exist, even none, so Reconcile never concludes that a message is gone from a page
+// that does not show it.
 type Peeker interface {
 	PeekMessages(ctx context.Context, maxMessageCount int, options *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
 }
@@ -43,39 +45,50 @@ type ReconcileOptions struct {
 	// LockDuration is the entity's lock duration: rows younger than it are never removed, so a defer in flight
 	// (row written, DeferMessage not yet answered) is not raced. Zero means DefaultLockDuration.
 	LockDuration time.Duration
-	// PageSize is the peek size, at most MaxPeek (the default).
+	// PageSize is the peek size and the most ledger rows one step reads, at most MaxPeek (the default).
 	PageSize int
-	// MaxPages stops the call after this many peek pages. Zero means DefaultReconcilePages.
+	// MaxPages stops the call after this many steps (one ledger page and one peek page each). Zero means
+	// DefaultReconcilePages.
 	MaxPages int
-	// Budget stops the call (between pages) once it has run this long. Zero or negative means no limit besides
-	// ctx.
+	// Budget stops the call once it has run this long: no step and no targeted check starts after it. Zero or
+	// negative means no limit besides ctx.
 	Budget time.Duration
 }
 
 // ReconcileReport says what one Reconcile call did. Cursor resumes the scan when Done is false.
 type ReconcileReport struct {
 	Scanned      int    `json:"scanned"`      // messages peeked
+	Checked      int    `json:"checked"`      // targeted peeks at the sequence number of a row its page did not show
 	Added        int    `json:"added"`        // rows added for deferred messages that had none
 	Marked       int    `json:"marked"`       // pending rows marked deferred
-	Removed      int    `json:"removed"`      // rows removed: message gone, or not deferred
+	Removed      int    `json:"removed"`      // rows removed: message proven gone, or seen not deferred
 	ExpiringSoon int    `json:"expiringSoon"` // rows whose message expires within the warning window
 	Cursor       string `json:"cursor,omitempty"`
 	Done         bool   `json:"done"`
 }
 
-// Reconcile walks the entity with p (peek, no locks) and the ledger side by side, in sequence-number order:
+// Reconcile walks the entity with p (peek, no locks) and the ledger side by side, in sequence-number order,
+// one bounded step at a time. A step reads up to PageSize ledger rows from the cursor, then peeks up to
+// PageSize messages from it, and settles the range both cover:
 //
-//   - a deferred message without a row gets one (state deferred, Reason ReasonRecovered);
+//   - a deferred message without a row gets one (state deferred, Reason ReasonRecovered). Rows are read
+//     before messages are peeked, so a drain that completes a message and deletes its row in between never
+//     makes a row reappear for a message that is gone;
 //   - a pending row whose message is deferred is marked deferred;
-//   - a row whose message is gone, or is not deferred (active, locked, scheduled), is removed — only when
-//     it is older than LockDuration and not under a live drain lease;
+//   - a row whose message is seen and not deferred (active, locked, scheduled) is removed;
+//   - a row whose message the page does not show is checked by a targeted peek at its own sequence number
+//     (a page may come back short): removed only when that peek does not return it (proven gone), kept with
+//     its reason otherwise;
+//   - rows are removed only when older than LockDuration and not under a live drain lease;
 //   - rows whose message expires within the ledger's ExpiryWarning are counted and logged.
 //
-// Every change is conditional on the row's ETag, so a concurrent Defer or drain wins and the row is left for
-// the next pass. Changes go in entity group transactions. The call stops after MaxPages pages or Budget; the
-// report's Cursor then resumes it. An error (peek or table failure) returns the report of the work done so far,
-// with Cursor at the page that failed. A Cursor the ledger did not issue gives ErrInvalid. Not safe to run
-// concurrently with itself on the same entity (harmless, but wasted work).
+// Every change is conditional on the row's ETag (an added row must not exist), so a concurrent Defer or drain
+// wins and the row is left for the next pass. Changes go in entity group transactions. A step handles at most
+// PageSize rows and PageSize messages; the call stops after MaxPages steps or, between steps and between
+// targeted checks, once Budget has elapsed; the report's Cursor then resumes it. The walk is Done when a peek
+// page is empty and no row is left after the cursor. An error (peek or table failure) returns the report of
+// the work done so far, with Cursor at the step that failed. A Cursor the ledger did not issue gives
+// ErrInvalid. Not safe to run concurrently with itself on the same entity (harmless, but wasted work).
 func (l *Ledger) Reconcile(ctx context.Context, p Peeker, opts *ReconcileOptions) (ReconcileReport, error) {
 	o := reconcileDefaults(opts)
 	var rep ReconcileReport
@@ -91,28 +104,26 @@ func (l *Ledger) Reconcile(ctx context.Context, p Peeker, opts *ReconcileOptions
 		return rep, err
 	}
 	start := l.now()
+	overBudget := func() bool { return o.Budget > 0 && l.now().Sub(start) >= o.Budget }
 	for range o.MaxPages {
-		if o.Budget > 0 && l.now().Sub(start) >= o.Budget {
+		if overBudget() {
 			break
 		}
-		msgs, err := p.PeekMessages(ctx, o.PageSize, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
+		end, err := l.reconcileStep(ctx, p, &rep, o, from, overBudget)
 		if err != nil {
-			return rep, fmt.Errorf("ledger: reconcile: peek from %d: %w", from, err)
-		}
-		msgs = inRange(msgs, from)
-		to := int64(math.MaxInt64)
-		if len(msgs) > 0 {
-			to = *msgs[len(msgs)-1].SequenceNumber
-		}
-		if err := l.reconcileRange(ctx, &rep, o, msgs, from, to); err != nil {
 			return rep, err
 		}
-		if len(msgs) == 0 {
+		if end == math.MaxInt64 {
 			rep.Cursor, rep.Done = "", true
 			return rep, nil
 		}
-		from = to + 1
-		rep.Cursor = strconv.FormatInt(from, 10)
+		if end >= from {
+			from = end + 1
+			rep.Cursor = strconv.FormatInt(from, 10)
+		}
+		if overBudget() {
+			break
+		}
 	}
 	return rep, nil
 }
@@ -156,46 +167,103 @@ func inRange(msgs []*azservicebus.ReceivedMessage, from int64) []*azservicebus.R
 	return out
 }
 
-// reconcileRange diffs the messages peeked in [from, to] against the rows in the same range and applies the
-// changes.
-func (l *Ledger) reconcileRange(ctx context.Context, rep *ReconcileReport, o ReconcileOptions, msgs []*azservicebus.ReceivedMessage, from, to int64) error {
-	rows, err := l.scan(ctx, from, to)
+// reconcileStep reads the rows from `from`, then peeks the messages from it, settles the range [from, end]
+// both cover and returns end (math.MaxInt64 once the walk is complete). end < from means the budget ran out
+// before anything was settled.
+func (l *Ledger) reconcileStep(ctx context.Context, p Peeker, rep *ReconcileReport, o ReconcileOptions, from int64, overBudget func() bool) (int64, error) {
+	rows, more, err := l.scanFrom(ctx, from, o.PageSize)
 	if err != nil {
-		return fmt.Errorf("ledger: reconcile: %w", err)
+		return from - 1, fmt.Errorf("ledger: reconcile: %w", err)
 	}
-	bySeq := make(map[int64]Row, len(rows))
-	for _, r := range rows {
-		bySeq[r.SequenceNumber] = r
+	msgs, err := p.PeekMessages(ctx, o.PageSize, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
+	if err != nil {
+		return from - 1, fmt.Errorf("ledger: reconcile: peek from %d: %w", from, err)
 	}
+	msgs = inRange(msgs, from)
+	// The range both sides cover: rows are complete up to the last one read (all of them when none is left);
+	// messages are only known up to the last one peeked.
+	end := int64(math.MaxInt64)
+	if more {
+		end = rows[len(rows)-1].SequenceNumber
+	}
+	if len(msgs) > 0 {
+		end = min(end, *msgs[len(msgs)-1].SequenceNumber)
+	}
+
 	now := l.now()
 	var ops []op
+	bySeq := make(map[int64]*azservicebus.ReceivedMessage, len(msgs))
 	for _, m := range msgs {
-		rep.Scanned++
-		seq := *m.SequenceNumber
-		r, has := bySeq[seq]
-		delete(bySeq, seq)
-		deferred := m.State == azservicebus.MessageStateDeferred
+		if *m.SequenceNumber <= end {
+			bySeq[*m.SequenceNumber] = m
+		}
+	}
+	hasRow := make(map[int64]bool, len(rows))
+	for _, r := range rows {
+		if r.SequenceNumber > end {
+			break
+		}
+		m, seen := bySeq[r.SequenceNumber]
+		if !seen && removable(r, now, o.LockDuration) {
+			if overBudget() {
+				end = r.SequenceNumber - 1
+				break
+			}
+			m, err = l.peekAt(ctx, p, r.SequenceNumber)
+			rep.Checked++
+			if err != nil {
+				return from - 1, err
+			}
+		}
+		hasRow[r.SequenceNumber] = true
 		switch {
-		case deferred && !has:
-			r = l.recoveredRow(m, now)
-			ops = append(ops, op{kind: aztables.TransactionTypeAdd, row: r})
-		case deferred && r.State == StatePending:
+		case m == nil && !seen && removable(r, now, o.LockDuration): // proven gone by the targeted peek
+			ops = append(ops, op{kind: aztables.TransactionTypeDelete, row: r})
+		case m == nil: // not shown, not removable: nothing to decide
+			l.warnExpiring(rep, r)
+		case m.State != azservicebus.MessageStateDeferred:
+			if removable(r, now, o.LockDuration) {
+				ops = append(ops, op{kind: aztables.TransactionTypeDelete, row: r})
+			}
+		case r.State == StatePending:
 			r.State = StateDeferred
 			ops = append(ops, op{kind: aztables.TransactionTypeUpdateReplace, row: r})
-		case !deferred && has && removable(r, now, o.LockDuration):
-			ops = append(ops, op{kind: aztables.TransactionTypeDelete, row: r})
-			continue
-		case !deferred:
-			continue
-		}
-		l.warnExpiring(rep, l.annotate(r))
-	}
-	for _, r := range rows { // rows whose message is gone
-		if _, left := bySeq[r.SequenceNumber]; left && removable(r, now, o.LockDuration) {
-			ops = append(ops, op{kind: aztables.TransactionTypeDelete, row: r})
+			l.warnExpiring(rep, l.annotate(r))
+		default:
+			l.warnExpiring(rep, r)
 		}
 	}
-	return l.applyReconcile(ctx, rep, ops)
+	for _, m := range msgs {
+		seq := *m.SequenceNumber
+		if seq > end {
+			break
+		}
+		rep.Scanned++
+		if m.State == azservicebus.MessageStateDeferred && !hasRow[seq] {
+			r := l.recoveredRow(m, now)
+			ops = append(ops, op{kind: aztables.TransactionTypeAdd, row: r})
+			l.warnExpiring(rep, l.annotate(r))
+		}
+	}
+	if err := l.applyReconcile(ctx, rep, ops); err != nil {
+		return from - 1, err
+	}
+	return end, nil
+}
+
+// peekAt is the targeted check of one sequence number: the message with that number, or nil when a peek from
+// it returns another message or none (the message is gone).
+func (l *Ledger) peekAt(ctx context.Context, p Peeker, seq int64) (*azservicebus.ReceivedMessage, error) {
+	got, err := p.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &seq})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reconcile: peek at %d: %w", seq, err)
+	}
+	for _, m := range got {
+		if m != nil && m.SequenceNumber != nil && *m.SequenceNumber == seq {
+			return m, nil
+		}
+	}
+	return nil, nil
 }
 
 // removable reports whether r is old enough to be removed and not held by a live drain lease.
