@@ -66,11 +66,7 @@ func run(ctx context.Context, o Options) error {
 }
 
 func loadConfig(o Options) (*config.Config, error) {
-	timeout, err := config.FunctionTimeoutFromDir(o.Dir)
-	if err != nil {
-		return nil, err
-	}
-	return config.LoadWith(o.Getenv, &config.LoadOptions{FunctionTimeout: timeout, CustomProcessor: o.Processor != nil})
+	return config.LoadApp(o.Getenv, o.Dir, &config.LoadOptions{CustomProcessor: o.Processor != nil})
 }
 
 // handler is the wired application.

@@ -21,7 +21,7 @@ param location string = resourceGroup().location
 @maxLength(64)
 param environmentName string = ''
 
-@description('Prefix of every resource name: 3-11 lowercase letters or digits, starting with a letter.')
+@description('Prefix of every resource name, 3-11 characters. It is lower-cased and everything but letters and digits is dropped, so that it fits every naming rule (storage accounts take only lower-case letters and digits).')
 @minLength(3)
 @maxLength(11)
 param namePrefix string = 'holdfast'
@@ -144,10 +144,9 @@ param batchSize int = 20
 @maxValue(1000)
 param concurrency int = 8
 
-@description('HOLDFAST_PROCESSOR: the message processor.')
+@description('HOLDFAST_PROCESSOR: the built-in message processor. Only processors this version of the handler has are allowed.')
 @allowed([
   'demo'
-  'webhook'
 ])
 param processor string = 'demo'
 
@@ -181,10 +180,18 @@ param packageUrl string = ''
 // ---------------------------------------------------------------------------------------------------------
 
 var token = toLower(uniqueString(resourceGroup().id, namePrefix))
+
+// namePrefix lower-cased with everything but a-z and 0-9 dropped ('My-App_1' gives 'myapp1'); a prefix with no
+// letter or digit left falls back to 'holdfast'. Every name below starts with a fixed letter prefix ('st', 'sb-'),
+// so a prefix starting with a digit is fine too.
+var lowerPrefix = toLower(namePrefix)
+var alphanumerics = 'abcdefghijklmnopqrstuvwxyz0123456789'
+var cleanPrefix = reduce(range(0, length(lowerPrefix)), '', (kept, i) => contains(alphanumerics, substring(lowerPrefix, i, 1)) ? '${kept}${substring(lowerPrefix, i, 1)}' : kept)
+var prefix = empty(cleanPrefix) ? 'holdfast' : cleanPrefix
 var tags = empty(environmentName) ? {} : { 'azd-env-name': environmentName }
 
-resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-${namePrefix}-${token}'
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
+  name: 'id-${prefix}-${token}'
   location: location
   tags: tags
 }
@@ -194,7 +201,7 @@ module serviceBus 'modules/servicebus.bicep' = {
   params: {
     location: location
     tags: tags
-    namespaceName: 'sb-${namePrefix}-${token}'
+    namespaceName: 'sb-${prefix}-${token}'
     skuName: serviceBusSku
     entityKind: entityKind
     queueName: queueName
@@ -218,7 +225,7 @@ module storage 'modules/storage.bicep' = {
   params: {
     location: location
     tags: tags
-    accountName: take('st${namePrefix}${token}', 24)
+    accountName: take('st${prefix}${token}', 24)
     deploymentContainerName: 'app-package-${take(token, 8)}'
     deferralTableName: deferralTableName
     principalId: identity.properties.principalId
@@ -230,8 +237,8 @@ module monitoring 'modules/monitoring.bicep' = {
   params: {
     location: location
     tags: tags
-    workspaceName: 'log-${namePrefix}-${token}'
-    appInsightsName: 'appi-${namePrefix}-${token}'
+    workspaceName: 'log-${prefix}-${token}'
+    appInsightsName: 'appi-${prefix}-${token}'
     retentionInDays: logRetentionInDays
     principalId: identity.properties.principalId
   }
@@ -244,12 +251,12 @@ module functionApp 'modules/functionapp.bicep' = {
     location: location
     tags: tags
     hostingPlan: hostingPlan
-    planName: 'plan-${namePrefix}-${token}'
-    appName: 'func-${namePrefix}-${token}'
+    planName: 'plan-${prefix}-${token}'
+    appName: 'func-${prefix}-${token}'
     identityId: identity.id
     identityClientId: identity.properties.clientId
-    storageAccountName: storage.outputs.accountName
     blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
     tableEndpoint: storage.outputs.tableEndpoint
     deploymentContainerName: storage.outputs.deploymentContainerName
     appInsightsName: monitoring.outputs.appInsightsName

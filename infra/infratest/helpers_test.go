@@ -194,3 +194,35 @@ func bounds(p *Decl) string {
 	slices.Sort(parts)
 	return p.Type + " " + strings.Join(parts, " ")
 }
+
+// Values the evaluator needs from a deployment (see Env): a resource group in public Azure, and the properties
+// of created resources that the templates read.
+const (
+	testResourceGroupID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-holdfast"
+	testClientID        = "11111111-1111-1111-1111-111111111111"
+	testPrincipalID     = "22222222-2222-2222-2222-222222222222"
+)
+
+func testEnv() *Env {
+	return &Env{
+		ResourceGroup: map[string]any{"id": testResourceGroupID, "name": "rg-holdfast", "location": "westeurope"},
+		Environment: map[string]any{"name": "AzureCloud", "suffixes": map[string]any{
+			"storage": "core.windows.net", "acrLoginServer": ".azurecr.io", "keyvaultDns": ".vault.azure.net",
+		}},
+		Runtime: func(typ, name, path string) (any, bool) {
+			switch typ + " " + path {
+			case "Microsoft.ManagedIdentity/userAssignedIdentities properties.clientId":
+				return testClientID, true
+			case "Microsoft.ManagedIdentity/userAssignedIdentities properties.principalId":
+				return testPrincipalID, true
+			case "Microsoft.Insights/components properties.ConnectionString":
+				return "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-0.in.applicationinsights.azure.com/", true
+			case "Microsoft.ServiceBus/namespaces properties.serviceBusEndpoint":
+				return "https://" + name + ".servicebus.windows.net:443/", true
+			case "Microsoft.Web/sites properties.defaultHostName":
+				return name + ".azurewebsites.net", true
+			}
+			return nil, false
+		},
+	}
+}

@@ -37,17 +37,17 @@ param identityId string
 @maxLength(36)
 param identityClientId string
 
-@description('Host storage account name (AzureWebJobsStorage__accountName).')
-@minLength(3)
-@maxLength(24)
-param storageAccountName string
-
-@description('Blob endpoint of the storage account, ending in a slash.')
+@description('Blob service endpoint of the storage account, ending in a slash (AzureWebJobsStorage__blobServiceUri).')
 @minLength(1)
 @maxLength(2048)
 param blobEndpoint string
 
-@description('Table endpoint of the storage account (DeferralStorage__tableServiceUri).')
+@description('Queue service endpoint of the storage account, ending in a slash (AzureWebJobsStorage__queueServiceUri).')
+@minLength(1)
+@maxLength(2048)
+param queueEndpoint string
+
+@description('Table service endpoint of the storage account, ending in a slash (AzureWebJobsStorage__tableServiceUri, DeferralStorage__tableServiceUri).')
 @minLength(1)
 @maxLength(2048)
 param tableEndpoint string
@@ -97,10 +97,9 @@ param batchSize int
 @maxValue(1000)
 param concurrency int
 
-@description('HOLDFAST_PROCESSOR: the message processor.')
+@description('HOLDFAST_PROCESSOR: the built-in message processor.')
 @allowed([
   'demo'
-  'webhook'
 ])
 param processor string
 
@@ -148,7 +147,11 @@ var managedIdentity = 'managedidentity'
 
 // Settings read by the Functions host and by the handler on both plans.
 var commonSettings = {
-  AzureWebJobsStorage__accountName: storageAccountName
+  // Host storage by explicit service URIs rather than __accountName, which assumes public Azure's suffix
+  // (Functions docs: functions-reference, "Connecting to host storage with an identity").
+  AzureWebJobsStorage__blobServiceUri: blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: tableEndpoint
   AzureWebJobsStorage__credential: managedIdentity
   AzureWebJobsStorage__clientId: identityClientId
   AzureFunctionsJobHost__functionTimeout: functionTimeout
@@ -225,7 +228,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: planName
   location: location
   tags: tags
@@ -236,7 +239,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
   }
 }
 
-resource site 'Microsoft.Web/sites@2024-11-01' = {
+resource site 'Microsoft.Web/sites@2025-03-01' = {
   name: appName
   location: location
   tags: union(tags, { 'azd-service-name': 'holdfast' })
@@ -256,14 +259,14 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
   }
 }
 
-resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
+resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
   parent: site
   name: 'appsettings'
   properties: isFlex ? commonSettings : union(commonSettings, consumptionSettings)
 }
 
 // No publishing passwords: deployments authenticate with Entra ID tokens (azd, func, az) or the identity.
-resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: site
   name: 'ftp'
   properties: {
@@ -271,7 +274,7 @@ resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   }
 }
 
-resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: site
   name: 'scm'
   properties: {
@@ -282,7 +285,7 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 @description('Function app name.')
 output name string = site.name
 
-@description('Default host name, e.g. <app>.azurewebsites.net.')
+@description('Default host name of the app.')
 output defaultHostName string = site.properties.defaultHostName
 
 @description('functionTimeout applied through AzureFunctionsJobHost__functionTimeout (hh:mm:ss).')

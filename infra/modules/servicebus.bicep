@@ -103,7 +103,7 @@ var lockDuration = 'PT${lockDurationSeconds}S'
 var defaultMessageTimeToLive = 'PT${messageTimeToLiveHours}H'
 var duplicateDetectionHistoryTimeWindow = 'PT${duplicateDetectionWindowMinutes}M'
 
-resource serviceBusNamespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
+resource serviceBusNamespace 'Microsoft.ServiceBus/namespaces@2026-01-01' = {
   name: namespaceName
   location: location
   tags: tags
@@ -119,7 +119,7 @@ resource serviceBusNamespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   }
 }
 
-resource queue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = if (isQueue) {
+resource queue 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = if (isQueue) {
   parent: serviceBusNamespace
   name: queueName
   properties: {
@@ -137,7 +137,7 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = if (isQueue
   }
 }
 
-resource topic 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' = if (!isQueue) {
+resource topic 'Microsoft.ServiceBus/namespaces/topics@2026-01-01' = if (!isQueue) {
   parent: serviceBusNamespace
   name: topicName
   properties: {
@@ -151,7 +151,7 @@ resource topic 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' = if (!isQueu
   }
 }
 
-resource topicSubscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2024-01-01' = if (!isQueue) {
+resource topicSubscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2026-01-01' = if (!isQueue) {
   parent: topic
   name: subscriptionName
   properties: {
@@ -209,7 +209,7 @@ resource topicSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (
 @description('Namespace resource name.')
 output namespaceName string = serviceBusNamespace.name
 
-@description('Fully qualified namespace host name (no scheme, no port), e.g. sb-x.servicebus.windows.net.')
+@description('Fully qualified namespace host name, without scheme or port (ServiceBusConnection__fullyQualifiedNamespace).')
 output fullyQualifiedNamespace string = split(replace(serviceBusNamespace.properties.serviceBusEndpoint, 'https://', ''), ':')[0]
 
 @description('HOLDFAST_ENTITY value: the queue name, or <topic>/Subscriptions/<subscription>.')

@@ -30,7 +30,7 @@ param deferralTableName string
 @maxLength(36)
 param principalId string
 
-resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: accountName
   location: location
   tags: tags
@@ -48,12 +48,12 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
   parent: account
   name: 'default'
 }
 
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
   parent: blobService
   name: deploymentContainerName
   properties: {
@@ -61,12 +61,12 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
-resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2025-06-01' = {
   parent: account
   name: 'default'
 }
 
-resource deferralTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+resource deferralTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-01' = {
   parent: tableService
   name: deferralTableName
 }
@@ -95,14 +95,21 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-@description('Storage account name (AzureWebJobsStorage__accountName).')
+// Service endpoints from the cloud's storage suffix (environment().suffixes.storage), so that the same template
+// works in public Azure and in sovereign clouds; no host name is written into the template.
+var endpointSuffix = environment().suffixes.storage
+
+@description('Storage account name.')
 output accountName string = account.name
 
-@description('Blob endpoint, e.g. https://<account>.blob.core.windows.net/.')
-output blobEndpoint string = account.properties.primaryEndpoints.blob
+@description('Blob service endpoint (https, ending in a slash): AzureWebJobsStorage__blobServiceUri and the deployment container.')
+output blobEndpoint string = 'https://${account.name}.blob.${endpointSuffix}/'
 
-@description('Table endpoint (DeferralStorage__tableServiceUri).')
-output tableEndpoint string = account.properties.primaryEndpoints.table
+@description('Queue service endpoint (https, ending in a slash): AzureWebJobsStorage__queueServiceUri.')
+output queueEndpoint string = 'https://${account.name}.queue.${endpointSuffix}/'
+
+@description('Table service endpoint (https, ending in a slash): AzureWebJobsStorage__tableServiceUri and DeferralStorage__tableServiceUri.')
+output tableEndpoint string = 'https://${account.name}.table.${endpointSuffix}/'
 
 @description('Deployment package container name.')
 output deploymentContainerName string = deploymentContainer.name

@@ -81,3 +81,19 @@ func ParseTimeSpan(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// LoadApp loads the handler's configuration the way it starts in a function app: host.json's functionTimeout
+// from dir (the script root), then LoadWith, where the app setting AzureFunctionsJobHost__functionTimeout
+// overrides it. opts.FunctionTimeout is ignored; a nil opts means defaults.
+func LoadApp(getenv func(string) string, dir string, opts *LoadOptions) (*Config, error) {
+	timeout, err := FunctionTimeoutFromDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	o := LoadOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.FunctionTimeout = timeout
+	return LoadWith(getenv, &o)
+}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,27 @@ func TestBudgetLeavesRoomToSettleAndClose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// LoadApp reads host.json from the script root, and the app setting still wins over it.
+func TestLoadApp(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, HostJSONFile), []byte(`{"functionTimeout":"00:10:00"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadApp(env(base(nil)), dir, nil)
+	if err != nil || c.FunctionTimeout != 10*time.Minute || c.FunctionTimeoutSource != HostJSONTimeout {
+		t.Fatalf("host.json: %+v, %v", c, err)
+	}
+	c, err = LoadApp(env(base(map[string]string{SettingFunctionTimeout: "00:30:00"})), dir, &LoadOptions{FunctionTimeout: time.Minute})
+	if err != nil || c.FunctionTimeout != 30*time.Minute {
+		t.Fatalf("setting: %+v, %v", c, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, HostJSONFile), []byte(`{`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadApp(env(base(nil)), dir, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("malformed host.json: %v", err)
 	}
 }

@@ -1,0 +1,405 @@
+package infratest
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/holdfast-dev/holdfast/internal/config"
+)
+
+var (
+	templateCacheMu sync.Mutex
+	templateCache   = map[string]*Template{}
+)
+
+// loadTemplate parses a template by its path relative to infra/, once.
+func loadTemplate(rel string) (*Template, error) {
+	templateCacheMu.Lock()
+	defer templateCacheMu.Unlock()
+	if t, ok := templateCache[rel]; ok {
+		return t, nil
+	}
+	t, err := Parse(infraPath(rel))
+	if err != nil {
+		return nil, err
+	}
+	templateCache[rel] = t
+	return t, nil
+}
+
+// deploy binds params to main.bicep and evaluates every module call, so that each module's own parameter
+// bounds are checked against what main.bicep passes.
+func deploy(params map[string]any) (*Scope, error) {
+	main, err := loadTemplate("main.bicep")
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewScope(main, params, testEnv(), loadTemplate, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range main.Find("module") {
+		if _, err := s.Module(m.Name); err != nil {
+			return nil, fmt.Errorf("module %s: %w", m.Name, err)
+		}
+	}
+	return s, nil
+}
+
+// appSettings evaluates the function app's app settings for a deployment.
+func appSettings(s *Scope) (map[string]string, error) {
+	app, err := s.Module("functionApp")
+	if err != nil {
+		return nil, err
+	}
+	v, err := app.ResourceProp("appSettings", "properties")
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("app settings are %T, not an object", v)
+	}
+	out := make(map[string]string, len(m))
+	for k, x := range m {
+		str, ok := x.(string)
+		if !ok {
+			return nil, fmt.Errorf("app setting %s is %T %v, not a string", k, x, x)
+		}
+		out[k] = str
+	}
+	return out, nil
+}
+
+// loadHandlerConfig runs the handler's configuration loader on app settings, with the packaged host.json.
+func loadHandlerConfig(settings map[string]string) (*config.Config, error) {
+	return config.LoadApp(func(k string) string { return settings[k] }, repoRoot, nil)
+}
+
+// webhookURL is what the range test passes for the webhook processor's URL.
+const webhookURL = "https://hooks.example.invalid/holdfast"
+
+// The template's whole parameter range goes through the handler's real configuration loader, so the two cannot
+// disagree again: every functionTimeoutMinutes bound (and the Consumption clamp at 10/11 minutes) on both plans
+// with each processor, then every other parameter at each of its bounds or allowed values on both plans. A
+// processor the handler knows must be allowed by the template and load; one the handler refuses must be refused
+// by the template too.
+func TestTemplateRangeThroughHandlerConfig(t *testing.T) {
+	main := load(t, "main.bicep")
+	plans := mustAllowed(t, main, "hostingPlan")
+	templateProcessors := mustAllowed(t, main, "processor")
+	processors := []any{"demo", "webhook"}
+	for _, p := range templateProcessors {
+		if !slices.Contains(processors, p) {
+			processors = append(processors, p)
+		}
+	}
+	timeoutParam := mustDecl(t, main, "param", "functionTimeoutMinutes")
+	lo, _ := intDecorator(timeoutParam, "minValue")
+	hi, _ := intDecorator(timeoutParam, "maxValue")
+	timeouts := []int{lo, hi, paramDefault(t, main, "functionTimeoutMinutes").(int), 10, 11, 30}
+	slices.Sort(timeouts)
+	timeouts = slices.Compact(timeouts)
+	if lo != 1 || hi < 240 {
+		t.Errorf("functionTimeoutMinutes bounds %d..%d, want 1..240 (Flex allows long timeouts)", lo, hi)
+	}
+
+	for _, plan := range plans {
+		for _, minutes := range timeouts {
+			for _, proc := range processors {
+				name := fmt.Sprintf("%v/%dmin/%v", plan, minutes, proc)
+				t.Run(name, func(t *testing.T) {
+					params := map[string]any{"hostingPlan": plan, "functionTimeoutMinutes": minutes, "processor": proc}
+					if proc == "webhook" {
+						params["webhookUrl"] = webhookURL
+					}
+					if !slices.Contains(templateProcessors, proc) {
+						checkRefusedByBoth(t, params, proc.(string))
+						return
+					}
+					s, err := deploy(params)
+					if err != nil {
+						t.Fatalf("the template refuses %v: %v", params, err)
+					}
+					settings, err := appSettings(s)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cfg, err := loadHandlerConfig(settings)
+					if err != nil {
+						t.Fatalf("the handler refuses the template's settings for %s: %v", name, err)
+					}
+					effective := time.Duration(minutes) * time.Minute
+					if plan == "Consumption" {
+						effective = min(effective, 10*time.Minute) // Consumption's maximum functionTimeout
+					}
+					if cfg.FunctionTimeout != effective || cfg.FunctionTimeoutSource != config.SettingFunctionTimeout {
+						t.Errorf("handler timeout %v from %q, want %v from %s", cfg.FunctionTimeout, cfg.FunctionTimeoutSource, effective, config.SettingFunctionTimeout)
+					}
+					if worst := cfg.RunBudget + config.SettleTimeout + config.CloseTimeout; worst > cfg.FunctionTimeout || cfg.RunBudget < time.Second {
+						t.Errorf("budget %v (+ settle and close = %v) does not fit functionTimeout %v", cfg.RunBudget, worst, cfg.FunctionTimeout)
+					}
+					if cfg.Processor != proc {
+						t.Errorf("processor %q, want %v", cfg.Processor, proc)
+					}
+				})
+			}
+		}
+	}
+
+	// Every other parameter at its bounds, one at a time, on both plans.
+	for _, plan := range plans {
+		for _, p := range main.Find("param") {
+			if p.Name == "hostingPlan" || p.Name == "functionTimeoutMinutes" || p.Name == "processor" {
+				continue
+			}
+			for _, v := range boundaryValues(t, p) {
+				t.Run(fmt.Sprintf("%v/%s=%v", plan, p.Name, v), func(t *testing.T) {
+					s, err := deploy(map[string]any{"hostingPlan": plan, p.Name: v})
+					if err != nil {
+						t.Fatalf("the template refuses its own bound: %v", err)
+					}
+					settings, err := appSettings(s)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := loadHandlerConfig(settings); err != nil {
+						t.Fatalf("the handler refuses the template's settings: %v", err)
+					}
+				})
+			}
+		}
+	}
+}
+
+// checkRefusedByBoth asserts that a processor the template does not allow is refused by the handler as well:
+// the settings are the template's for the demo processor with HOLDFAST_PROCESSOR (and the webhook URL) changed.
+func checkRefusedByBoth(t *testing.T, params map[string]any, proc string) {
+	t.Helper()
+	if _, err := deploy(params); err == nil {
+		t.Fatalf("processor %q is not in @allowed, yet the template accepts it", proc)
+	}
+	params["processor"] = "demo"
+	s, err := deploy(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, err := appSettings(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings[config.SettingProcessor] = proc
+	settings[config.SettingWebhookURL] = webhookURL
+	_, err = loadHandlerConfig(settings)
+	var se *config.SettingError
+	if !errors.As(err, &se) || se.Setting != config.SettingProcessor {
+		t.Fatalf("the handler accepts processor %q (error %v) but the template's @allowed does not: add it, with its settings, to main.bicep and modules/functionapp.bicep", proc, err)
+	}
+}
+
+func mustAllowed(t *testing.T, tpl *Template, param string) []any {
+	t.Helper()
+	v, err := allowedValues(mustDecl(t, tpl, "param", param))
+	if err != nil || len(v) == 0 {
+		t.Fatalf("param %s: no @allowed list (%v)", param, err)
+	}
+	return v
+}
+
+// boundaryValues lists the values a parameter is tested with: each @allowed value, or the @minValue and
+// @maxValue, or both booleans. Strings without @allowed keep their default (their length bounds are names).
+func boundaryValues(t *testing.T, p *Decl) []any {
+	t.Helper()
+	if v, err := allowedValues(p); err != nil {
+		t.Fatal(err)
+	} else if v != nil {
+		return v
+	}
+	switch p.Type {
+	case "int":
+		lo, _ := intDecorator(p, "minValue")
+		hi, _ := intDecorator(p, "maxValue")
+		return []any{lo, hi}
+	case "bool":
+		return []any{false, true}
+	}
+	return nil
+}
+
+// resourceNames evaluates every name the deployment gives a resource: main.bicep's own resources and the names
+// passed to each module, by parameter name.
+func resourceNames(t *testing.T, s *Scope) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	main := s.tpl
+	for _, r := range main.Find("resource") {
+		v, err := s.ResourceProp(r.Name, "name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[resourceType(r)] = v.(string)
+	}
+	for _, m := range main.Find("module") {
+		sub, err := s.Module(m.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range sub.tpl.Find("param") {
+			if strings.HasSuffix(p.Name, "Name") && p.Name != "subscriptionName" && p.Name != "queueName" && p.Name != "topicName" && p.Name != "deferralTableName" {
+				out[m.Name+"."+p.Name] = sub.Param(p.Name).(string)
+			}
+		}
+	}
+	return out
+}
+
+// Naming rules of the resources whose names derive from namePrefix (Azure resource naming rules).
+var namingRules = map[string]*regexp.Regexp{
+	"Microsoft.ManagedIdentity/userAssignedIdentities": regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$`),
+	"serviceBus.namespaceName":                         regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{4,48}[A-Za-z0-9]$`),
+	"storage.accountName":                              regexp.MustCompile(`^[a-z0-9]{3,24}$`),
+	"storage.deploymentContainerName":                  regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`),
+	"monitoring.workspaceName":                         regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$`),
+	"monitoring.appInsightsName":                       regexp.MustCompile(`^[A-Za-z0-9_.()-]{1,260}$`),
+	"functionApp.planName":                             regexp.MustCompile(`^[A-Za-z0-9-]{1,60}$`),
+	"functionApp.appName":                              regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?$`),
+}
+
+// Odd prefixes give valid names everywhere: namePrefix is lower-cased and stripped to letters and digits.
+func TestNamePrefixSanitised(t *testing.T) {
+	for prefix, wantClean := range map[string]string{
+		"holdfast":    "holdfast",
+		"HoldFast":    "holdfast",
+		"my-app":      "myapp",
+		"A_B.C-9 x":   "abc9x",
+		"123abc":      "123abc",
+		"Ünïcödé1":    "ncd1",
+		"---":         "holdfast", // nothing left: the fallback
+		"ABCDEFGHIJK": "abcdefghijk",
+	} {
+		t.Run(prefix, func(t *testing.T) {
+			s, err := deploy(map[string]any{"namePrefix": prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Var("prefix"); err != nil || got != wantClean {
+				t.Errorf("prefix = %v (%v), want %q", got, err, wantClean)
+			}
+			names := resourceNames(t, s)
+			for key, rule := range namingRules {
+				name, ok := names[key]
+				if !ok {
+					t.Errorf("no %s name found", key)
+					continue
+				}
+				if !rule.MatchString(name) {
+					t.Errorf("%s name %q breaks the naming rule %s", key, name, rule)
+				}
+				if key == "serviceBus.namespaceName" && (strings.HasSuffix(name, "-sb") || strings.HasSuffix(name, "-mgmt")) {
+					t.Errorf("namespace name %q ends with a reserved suffix", name)
+				}
+			}
+		})
+	}
+}
+
+// The storage endpoints the app uses come from the cloud's storage suffix: the same template in another cloud
+// gives that cloud's host names.
+func TestStorageEndpointsFollowTheCloud(t *testing.T) {
+	s, err := deploy(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, err := appSettings(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := resourceNames(t, s)["storage.accountName"]
+	for key, service := range map[string]string{
+		"AzureWebJobsStorage__blobServiceUri":  "blob",
+		"AzureWebJobsStorage__queueServiceUri": "queue",
+		"AzureWebJobsStorage__tableServiceUri": "table",
+		config.SettingStorageURI:               "table",
+	} {
+		if want := "https://" + account + "." + service + ".core.windows.net/"; settings[key] != want {
+			t.Errorf("%s = %q, want %q", key, settings[key], want)
+		}
+	}
+	if _, ok := settings["AzureWebJobsStorage__accountName"]; ok {
+		t.Error("AzureWebJobsStorage__accountName is set: it assumes public Azure's storage suffix")
+	}
+
+	china := testEnv()
+	china.Environment = map[string]any{"name": "AzureChinaCloud", "suffixes": map[string]any{"storage": "core.chinacloudapi.cn"}}
+	main, err := loadTemplate("main.bicep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := NewScope(main, nil, china, loadTemplate, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cset, err := appSettings(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cset["AzureWebJobsStorage__blobServiceUri"]; !strings.HasSuffix(v, ".blob.core.chinacloudapi.cn/") {
+		t.Errorf("blob URI in Azure China = %q", v)
+	}
+}
+
+// disallowedHosts is the Bicep linter's default no-hardcoded-env-urls list (Azure/bicep
+// src/Bicep.Core/Configuration/bicepconfig.json), which bicepconfig.json raises to an error. Before Bicep 0.38.3
+// the rule also flagged host names inside @description text, failing `bicep build`.
+var disallowedHosts = []string{
+	"api.loganalytics.io", "azuredatalakeanalytics.net", "azuredatalakestore.net", "batch.core.windows.net",
+	"core.windows.net", "database.windows.net", "datalake.azure.net", "gallery.azure.com", "graph.windows.net",
+	"login.microsoftonline.com", "management.azure.com", "management.core.windows.net",
+	"region.asazure.windows.net", "trafficmanager.net", "vault.azure.net",
+}
+
+var hostName = regexp.MustCompile(`(?i)\b[a-z0-9-]+(\.[a-z0-9-]+)*\.(net|com|io|cn|us|de)\b`)
+
+// No string in a template names a cloud-specific host (use environment() instead), and no description names
+// any host at all.
+func TestNoHardcodedHosts(t *testing.T) {
+	for _, tpl := range allTemplates(t) {
+		for _, lit := range stringLiterals(tpl) {
+			for _, h := range disallowedHosts {
+				if strings.Contains(strings.ToLower(lit), h) {
+					t.Errorf("%s: string %q names the cloud-specific host %s", tpl.Path, lit, h)
+				}
+			}
+		}
+		for _, d := range tpl.Decls {
+			if dec := d.Decorator("description"); dec != nil && hostName.MatchString(dec.Args.Text) {
+				t.Errorf("%s:%d %s %s: @description names a host: %s", tpl.Path, d.Line, d.Kind, d.Name, hostName.FindString(dec.Args.Text))
+			}
+		}
+	}
+}
+
+// stringLiterals returns the literal text of every string in a template (interpolated expressions excluded,
+// comments not included).
+func stringLiterals(tpl *Template) []string {
+	var out []string
+	for i := 0; i < len(tpl.mask); {
+		if tpl.mask[i] != '~' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(tpl.mask) && tpl.mask[j] == '~' {
+			j++
+		}
+		out = append(out, tpl.src[i:j])
+		i = j
+	}
+	return out
+}
