@@ -17,6 +17,7 @@ import (
 	"github.com/holdfast-dev/holdfast/internal/ledger"
 	"github.com/holdfast-dev/holdfast/internal/process"
 	"github.com/holdfast-dev/holdfast/internal/processors"
+	"github.com/holdfast-dev/holdfast/internal/ui"
 	"github.com/holdfast-dev/holdfast/processor"
 )
 
@@ -74,7 +75,8 @@ type handler struct {
 	http          http.Handler
 	service       *process.Service
 	drain         *lazyDrain // nil without deferral storage
-	processorName string     // for the start-up log: a built-in name, or "custom"
+	deadLetter    *lazyDeadLetter
+	processorName string // for the start-up log: a built-in name, or "custom"
 }
 
 // chooseProcessor returns the program's processor, or else the built-in one named by HOLDFAST_PROCESSOR.
@@ -100,7 +102,8 @@ func wire(cfg *config.Config, o Options, logger *slog.Logger) (*handler, error) 
 		return nil, err
 	}
 	var deferrer process.Deferrer
-	opts := &httpapi.Options{Logger: logger}
+	dl := &lazyDeadLetter{cfg: cfg, logger: logger}
+	opts := &httpapi.Options{Logger: logger, DeadLetterList: dl.List, DeadLetterAction: dl.Action, DeferredPeek: dl.DeferredPeek, UI: ui.Handler()}
 	var d *lazyDrain
 	if l != nil {
 		deferrer = process.DeferrerFunc(func(ctx context.Context, s process.DeferSettler, msg *azservicebus.ReceivedMessage, notBefore time.Time, reason string) error {
@@ -118,7 +121,7 @@ func wire(cfg *config.Config, o Options, logger *slog.Logger) (*handler, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &handler{http: e, service: svc, drain: d, processorName: name}, nil
+	return &handler{http: e, service: svc, drain: d, deadLetter: dl, processorName: name}, nil
 }
 
 // newLedger builds the deferral ledger from DeferralStorage; without it (nil, nil), defer outcomes are
@@ -187,6 +190,9 @@ func serve(ctx context.Context, ln net.Listener, h *handler, logger *slog.Logger
 	}
 	if err := h.drain.Close(sctx); err != nil {
 		logger.Warn("closing the drain's Service Bus client failed", slog.Any("error", err))
+	}
+	if err := h.deadLetter.Close(sctx); err != nil {
+		logger.Warn("closing the dead-letter drain's Service Bus client failed", slog.Any("error", err))
 	}
 	logger.Info("stopped")
 	if len(errs) > 0 {

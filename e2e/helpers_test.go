@@ -26,8 +26,12 @@ func stageApp(t *testing.T, values map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	copyFile(t, filepath.Join("..", "host.json"), filepath.Join(root, "host.json"), 0o644)
-	for _, fn := range []string{"ProcessQueue", "DrainDeferred"} {
-		copyFile(t, filepath.Join("..", "functions", fn, "function.json"), filepath.Join(root, fn, "function.json"), 0o644)
+	fns, err := filepath.Glob(filepath.Join("..", "functions", "*", "function.json"))
+	if err != nil || len(fns) == 0 {
+		t.Fatalf("no function folders: %v", err)
+	}
+	for _, fn := range fns {
+		copyFile(t, fn, filepath.Join(root, filepath.Base(filepath.Dir(fn)), "function.json"), 0o644)
 	}
 	copyFile(t, handlerBin, filepath.Join(root, "handler"), 0o755)
 	v := map[string]string{

@@ -271,3 +271,22 @@ func (s *Service) copyOf(m *azservicebus.ReceivedMessage) (*azservicebus.Message
 		PropDeadLetterDescription:        desc,
 	}, sbDeadLetterReason, sbDeadLetterDescription, ledger.PropNotBefore)
 }
+
+// OpenReceiver opens, on client, a peek-lock receiver on the DLQ of entity (a queue, or
+// `topic/Subscriptions/sub`). The SDK does no network I/O until first use. The caller closes it.
+func OpenReceiver(client *azservicebus.Client, entity string) (*azservicebus.Receiver, error) {
+	o := &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter}
+	var (
+		r   *azservicebus.Receiver
+		err error
+	)
+	if topic := drain.SendTarget(entity); topic != entity {
+		r, err = client.NewReceiverForSubscription(topic, entity[len(topic)+len("/Subscriptions/"):], o)
+	} else {
+		r, err = client.NewReceiverForQueue(entity, o)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: receiver for %s: %w", Path(entity), err)
+	}
+	return r, nil
+}

@@ -20,9 +20,14 @@ import (
 
 // Route names.
 const (
-	ProcessQueuePath   = "/ProcessQueue"         // timer function (envelope)
-	DeferredPath       = "/api/deferred"         // GET: list (forwarded HTTP)
-	DeferredActionPath = "/api/deferred/:action" // POST: resubmit | delete | deadletter | reconcile
+	ProcessQueuePath   = "/ProcessQueue"           // timer function (envelope)
+	DeferredPath       = "/api/deferred"           // GET: list (forwarded HTTP)
+	DeferredActionPath = "/api/deferred/:action"   // POST: resubmit | delete | deadletter | reconcile
+	DeferredPeekPath   = "/api/deferred/peek"      // GET ?sequenceNumber=: one message, peeked
+	DeadLetterPath     = "/api/deadletter"         // GET: list the dead-letter queue
+	DeadLetterAction   = "/api/deadletter/:action" // POST: resubmit | delete; GET peek
+	UIPath             = "/api/ui"                 // GET: the operator page
+	UIAssetPath        = "/api/ui/:asset"          // GET: its script and style sheet
 	// MaxInvocationBody bounds the timer envelope read from the host.
 	MaxInvocationBody = 1 << 20
 )
@@ -60,6 +65,14 @@ type Options struct {
 	// DeferredAction serves /api/deferred/:action (drain.Handler.Action); nil ⇒ POST answers 501 Not
 	// Implemented. A non-nil handler receives every method.
 	DeferredAction echo.HandlerFunc
+	// DeferredPeek serves GET /api/deferred/peek (one message by sequence number, peeked); nil ⇒ the
+	// path falls to DeferredAction. A non-nil handler receives every method.
+	DeferredPeek echo.HandlerFunc
+	// DeadLetterList and DeadLetterAction serve /api/deadletter and /api/deadletter/:action
+	// (deadletter.Handler); nil ⇒ 501 Not Implemented. Non-nil handlers receive every method.
+	DeadLetterList, DeadLetterAction echo.HandlerFunc
+	// UI serves the operator page at /api/ui and its assets at /api/ui/:asset (ui.Handler); nil ⇒ 404.
+	UI echo.HandlerFunc
 	// Logger receives request and run logs; nil ⇒ discard.
 	Logger *slog.Logger
 }
@@ -79,6 +92,9 @@ var ErrRunInProgress = &StatusError{Status: http.StatusConflict, Msg: "a Process
 
 // ErrNotImplemented answers the deferred-message routes until the drain feature is wired (501).
 var ErrNotImplemented = &StatusError{Status: http.StatusNotImplemented, Msg: "the deferred-message drain is not available in this version"}
+
+// ErrDeadLetterOff answers the dead-letter routes when no dead-letter drain is wired (501).
+var ErrDeadLetterOff = &StatusError{Status: http.StatusNotImplemented, Msg: "the dead-letter drain is not available in this version"}
 
 // StatusError is an error with an HTTP status.
 type StatusError struct {
@@ -125,10 +141,29 @@ func New(opts *Options) (*echo.Echo, error) {
 	} else {
 		e.POST(DeferredActionPath, notImplemented)
 	}
+	if opts.DeferredPeek != nil {
+		e.Any(DeferredPeekPath, opts.DeferredPeek) // a static route: it wins over :action
+	}
+	anyOr501(e, DeadLetterPath, opts.DeadLetterList)
+	anyOr501(e, DeadLetterPath+"/", opts.DeadLetterList) // the host's route deadletter/{action?} matches it too
+	anyOr501(e, DeadLetterAction, opts.DeadLetterAction)
+	if opts.UI != nil {
+		e.Any(UIPath, opts.UI)
+		e.Any(UIPath+"/", opts.UI)
+		e.Any(UIAssetPath, opts.UI)
+	}
 	return e, nil
 }
 
 func notImplemented(echo.Context) error { return ErrNotImplemented }
+
+// anyOr501 routes every method of path to h, or answers 501 when h is nil.
+func anyOr501(e *echo.Echo, path string, h echo.HandlerFunc) {
+	if h == nil {
+		h = func(echo.Context) error { return ErrDeadLetterOff }
+	}
+	e.Any(path, h)
+}
 
 // processQueue handles the timer invocation: decode the envelope, run, answer the envelope response.
 func (s *Server) processQueue(c echo.Context) error {

@@ -187,3 +187,31 @@ func TestNewNeedsRunner(t *testing.T) {
 		t.Fatal("nil options accepted")
 	}
 }
+
+// TestDeadLetterAndUIRoutes: without handlers the dead-letter routes answer 501 JSON; with them, the
+// deferred peek route wins over :action, and the page routes reach the UI handler.
+func TestDeadLetterAndUIRoutes(t *testing.T) {
+	e := newServer(t, RunnerFunc(func(context.Context) (process.Summary, error) { return process.Summary{}, nil }))
+	for _, p := range []string{DeadLetterPath, "/api/deadletter/resubmit"} {
+		if rec := do(e, http.MethodGet, p, ""); rec.Code != http.StatusNotImplemented || !strings.Contains(rec.Body.String(), `"error"`) {
+			t.Errorf("%s without a handler: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	hit := func(name string) echo.HandlerFunc {
+		return func(c echo.Context) error { return c.String(http.StatusOK, name) }
+	}
+	e, err := New(&Options{Runner: RunnerFunc(func(context.Context) (process.Summary, error) { return process.Summary{}, nil }),
+		DeferredList: hit("list"), DeferredAction: hit("action"), DeferredPeek: hit("peek"),
+		DeadLetterList: hit("dlq-list"), DeadLetterAction: hit("dlq-action"), UI: hit("ui")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/api/deferred/peek?sequenceNumber=1": "peek", "/api/deferred/resubmit": "action", "/api/deadletter": "dlq-list",
+		"/api/deadletter/": "dlq-list", "/api/deadletter/peek": "dlq-action", "/api/ui": "ui", "/api/ui/": "ui", "/api/ui/app.js": "ui",
+	} {
+		if rec := do(e, http.MethodGet, path, ""); rec.Body.String() != want {
+			t.Errorf("%s reached %q, want %q", path, rec.Body, want)
+		}
+	}
+}

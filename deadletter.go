@@ -1,0 +1,122 @@
+package holdfast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/labstack/echo/v4"
+
+	"github.com/holdfast-dev/holdfast/internal/browse"
+	"github.com/holdfast-dev/holdfast/internal/config"
+	"github.com/holdfast-dev/holdfast/internal/deadletter"
+	"github.com/holdfast-dev/holdfast/internal/drain"
+	"github.com/holdfast-dev/holdfast/internal/process"
+)
+
+// lazyDeadLetter serves the DrainDeadLetter routes and GET /api/deferred/peek. Like lazyDrain it opens its
+// Service Bus client and links on the first request, so start-up does no network or credential work, and
+// closes them at shutdown. It needs no deferral storage. Safe for concurrent use.
+type lazyDeadLetter struct {
+	cfg    *config.Config
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	client  *azservicebus.Client   // guarded by mu; nil until the first request
+	shared  *azservicebus.Receiver // guarded by mu: the DLQ receiver that lists, peeks and abandons by token
+	main    *azservicebus.Receiver // guarded by mu: the entity's receiver, for peeking deferred messages
+	send    *azservicebus.Sender   // guarded by mu
+	handler *deadletter.Handler    // guarded by mu
+	peek    echo.HandlerFunc       // guarded by mu
+	closed  bool                   // guarded by mu
+}
+
+func (d *lazyDeadLetter) get() (*deadletter.Handler, echo.HandlerFunc, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, nil, errDrainClosed
+	}
+	if d.handler != nil {
+		return d.handler, d.peek, nil
+	}
+	entity := d.cfg.Entity.String()
+	client, err := process.NewClient(d.cfg.ServiceBus, process.ClientOptions(d.cfg))
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*deadletter.Handler, echo.HandlerFunc, error) {
+		_ = client.Close(context.Background())
+		return nil, nil, err
+	}
+	shared, err := deadletter.OpenReceiver(client, entity)
+	if err != nil {
+		return fail(err)
+	}
+	main, send, err := drain.NewClients(client, entity)
+	if err != nil {
+		return fail(err)
+	}
+	svc, err := deadletter.New(&deadletter.Options{
+		Entity:      entity,
+		Shared:      shared,
+		NewReceiver: func() (deadletter.Receiver, error) { return deadletter.OpenReceiver(client, entity) },
+		Sender:      send,
+		Logger:      d.logger,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	d.client, d.shared, d.main, d.send = client, shared, main, send
+	d.handler, d.peek = deadletter.NewHandler(svc, d.logger), browse.Handler(main)
+	return d.handler, d.peek, nil
+}
+
+// List serves /api/deadletter.
+func (d *lazyDeadLetter) List(c echo.Context) error {
+	h, _, err := d.get()
+	if err != nil {
+		return deadLetterUnavailable(err)
+	}
+	return h.List(c)
+}
+
+// Action serves /api/deadletter/:action.
+func (d *lazyDeadLetter) Action(c echo.Context) error {
+	h, _, err := d.get()
+	if err != nil {
+		return deadLetterUnavailable(err)
+	}
+	return h.Action(c)
+}
+
+// DeferredPeek serves GET /api/deferred/peek?sequenceNumber=N.
+func (d *lazyDeadLetter) DeferredPeek(c echo.Context) error {
+	_, peek, err := d.get()
+	if err != nil {
+		return deadLetterUnavailable(err)
+	}
+	return peek(c)
+}
+
+func deadLetterUnavailable(err error) error {
+	return echo.NewHTTPError(503, fmt.Sprintf("the dead-letter drain is unavailable: %v", err))
+}
+
+// Close closes the links and the client, if they were opened. Later requests get 503.
+func (d *lazyDeadLetter) Close(ctx context.Context) error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	client, shared, main, send := d.client, d.shared, d.main, d.send
+	d.client, d.shared, d.main, d.send, d.handler, d.peek, d.closed = nil, nil, nil, nil, nil, nil, true
+	d.mu.Unlock()
+	if client == nil {
+		return nil
+	}
+	return errors.Join(shared.Close(ctx), main.Close(ctx), send.Close(ctx), client.Close(ctx))
+}
