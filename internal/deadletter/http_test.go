@@ -57,4 +57,3 @@ func TestHTTPRefusesBadInputAndTouchesNothing(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
-
