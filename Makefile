@@ -21,6 +21,7 @@ FUZZ_TARGETS := \
 	./internal/invoke:FuzzDecodeTimer \
 	./internal/drain:FuzzDecodeRequest \
 	./emulator/admin:FuzzAdminJSON \
+	./emulator/atom:FuzzATOM \
 	./infra/infratest:FuzzParseString
 FUZZTIME ?= 10s
 

@@ -20,6 +20,9 @@
 //
 // Errors are {"error":"<what is wrong>","code":"<stable code>"} with codes InvalidRequest
 // (400), Forbidden (403), NotFound (404), Conflict (409) and NotSupported (501).
+//
+// Requests carrying an api-version query parameter (all requests of the SDKs' administration
+// clients) go to the ATOM entity-management API instead (package atom).
 package admin
 
 import (
@@ -32,6 +35,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/holdfast-dev/holdfast/emulator/atom"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
 	"github.com/holdfast-dev/holdfast/emulator/mgmt"
 )
@@ -84,6 +88,9 @@ type Options struct {
 	// AllowRemote serves clients on any address; by default only loopback clients are
 	// served (others get 403).
 	AllowRemote bool
+	// ATOM configures the ATOM entity-management API served beside the JSON routes (see
+	// package atom). Nil means its defaults.
+	ATOM *atom.Options
 }
 
 // Error codes of error replies.
@@ -99,6 +106,7 @@ const (
 const MaxBodyBytes = 1 << 20
 
 type server struct {
+	atom   http.Handler
 	b      *broker.Broker
 	faults Faults
 	conn   ConnectionFaults // nil when faults does not implement it
@@ -109,12 +117,20 @@ type server struct {
 // New returns the admin API over b. faults may be nil: fault routes then answer 501.
 func New(b *broker.Broker, faults Faults, opts *Options) http.Handler {
 	s := &server{b: b, faults: faults}
+	var atomOpts atom.Options
 	if opts != nil {
 		s.log, s.remote = opts.Logger, opts.AllowRemote
+		if opts.ATOM != nil {
+			atomOpts = *opts.ATOM
+		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if atomOpts.Logger == nil {
+		atomOpts.Logger = s.log
+	}
+	s.atom = atom.New(b, &atomOpts)
 	s.conn, _ = faults.(ConnectionFaults)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /entities", s.listEntities)
@@ -143,8 +159,19 @@ func (s *server) guard(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		if isATOM(r) {
+			s.atom.ServeHTTP(w, r)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isATOM reports whether r is for the ATOM API: the SDKs' administration clients always send
+// an api-version query parameter, which the JSON routes never take.
+func isATOM(r *http.Request) bool {
+	_, ok := r.URL.Query()["api-version"]
+	return ok
 }
 
 func loopback(remote string) bool {

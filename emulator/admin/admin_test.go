@@ -236,3 +236,29 @@ func FuzzAdminJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestATOMDispatch: a request with an api-version query parameter (every request of the SDKs'
+// administration clients) goes to the ATOM API; the JSON routes stay as they are.
+func TestATOMDispatch(t *testing.T) {
+	h, b := newTestAPI(t, nil)
+	if err := b.CreateQueue("orders", broker.DefaultQueueProperties()); err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/$Resources/Queues?api-version=2021-05", nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), "<feed") || !strings.Contains(rec.Body.String(), "<title type=\"text\">orders</title>") {
+		t.Errorf("ATOM queue feed: %d %s", rec.Code, rec.Body.String())
+	}
+	req = httptest.NewRequest("GET", "/$Resources/Queues?api-version=2021-05", nil)
+	req.RemoteAddr = "10.0.0.5:1"
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 403 {
+		t.Errorf("ATOM from a remote client: %d, want 403", rec.Code)
+	}
+	if code, out := do(t, h, "GET", "/entities", ""); code != 200 || out["queues"] == nil {
+		t.Errorf("JSON /entities: %d %v", code, out)
+	}
+}

@@ -237,9 +237,12 @@ func (e *Entity) touch() {
 	e.mu.Unlock()
 }
 
+// checkRule checks a rule added at run time: a name of 1 to 50 characters without the URL
+// delimiters / \ ? # (Azure allows "$Default" and other names entity names may not have),
+// and a filter as in Config.json.
 func checkRule(r RuleConfig) error {
-	if err := checkName("Rule.Name", r.Name, map[string]string{}); err != nil {
-		return err
+	if r.Name == "" || len(r.Name) > 50 || strings.ContainsAny(r.Name, "/\\?#") {
+		return &ConfigError{Path: "Rule.Name", Msg: fmt.Sprintf("%q: a rule name has 1 to 50 characters and none of / \\ ? #", r.Name)}
 	}
 	return r.Properties.validate("Rule.Properties")
 }
