@@ -145,15 +145,9 @@ func (s *server) putQueue(name string, d *node, update bool) (entryBody, error) 
 		m = s.metaFor(name, e.Stats().CreatedAt)
 	}
 	f := &fields{n: d}
-	p.LockDuration = f.duration("LockDuration", p.LockDuration)
-	p.MaxDeliveryCount = int(f.integer("MaxDeliveryCount", int64(p.MaxDeliveryCount), 1, math.MaxInt32))
-	p.DefaultMessageTimeToLive = f.duration("DefaultMessageTimeToLive", p.DefaultMessageTimeToLive)
-	p.DeadLetteringOnMessageExpiration = f.boolean("DeadLetteringOnMessageExpiration", p.DeadLetteringOnMessageExpiration)
+	readReceivable(f, &p, &m)
 	p.RequiresDuplicateDetection = f.boolean("RequiresDuplicateDetection", p.RequiresDuplicateDetection)
 	p.DuplicateDetectionHistoryTimeWindow = f.duration("DuplicateDetectionHistoryTimeWindow", p.DuplicateDetectionHistoryTimeWindow)
-	p.RequiresSession = f.boolean("RequiresSession", p.RequiresSession)
-	p.ForwardTo, m.forwardTo = forwardTarget(f, "ForwardTo", p.ForwardTo, m.forwardTo)
-	p.ForwardDeadLetteredMessagesTo, m.forwardDLQTo = forwardTarget(f, "ForwardDeadLetteredMessagesTo", p.ForwardDeadLetteredMessagesTo, m.forwardDLQTo)
 	m = readMeta(f, m, update)
 	if f.err != nil {
 		return entryBody{}, f.err
@@ -173,6 +167,25 @@ func (s *server) putQueue(name string, d *node, update bool) (entryBody, error) 
 	}
 	s.remember(name, e.Stats().CreatedAt, m)
 	return s.queueEntry(name)
+}
+
+// readReceivable reads the properties queues and subscriptions share into p (and the forwarding
+// addresses as written into m).
+func readReceivable(f *fields, p *broker.QueueProperties, m *meta) {
+	p.LockDuration = f.duration("LockDuration", p.LockDuration)
+	p.MaxDeliveryCount = int(f.integer("MaxDeliveryCount", int64(p.MaxDeliveryCount), 1, math.MaxInt32))
+	p.DefaultMessageTimeToLive = f.duration("DefaultMessageTimeToLive", p.DefaultMessageTimeToLive)
+	p.DeadLetteringOnMessageExpiration = f.boolean("DeadLetteringOnMessageExpiration", p.DeadLetteringOnMessageExpiration)
+	p.RequiresSession = f.boolean("RequiresSession", p.RequiresSession)
+	p.ForwardTo, m.forwardTo = forwardTarget(f, "ForwardTo", p.ForwardTo, m.forwardTo)
+	p.ForwardDeadLetteredMessagesTo, m.forwardDLQTo = forwardTarget(f, "ForwardDeadLetteredMessagesTo", p.ForwardDeadLetteredMessagesTo, m.forwardDLQTo)
+}
+
+// writeTimes writes the entity's CreatedAt, UpdatedAt and AccessedAt.
+func writeTimes(x *writer, st broker.EntityStats) {
+	x.time("CreatedAt", st.CreatedAt)
+	x.time("UpdatedAt", st.UpdatedAt)
+	x.time("AccessedAt", st.AccessedAt)
 }
 
 // brokerErr maps a broker error of a create or update to the service's answer.
@@ -233,9 +246,7 @@ func (s *server) queueEntry(name string) (entryBody, error) {
 	if m.forwardTo != "" {
 		x.elem("ForwardTo", m.forwardTo)
 	}
-	x.time("CreatedAt", st.CreatedAt)
-	x.time("UpdatedAt", st.UpdatedAt)
-	x.time("AccessedAt", st.AccessedAt)
+	writeTimes(&x, st)
 	x.boolean("SupportOrdering", m.supportOrdering)
 	writeCounts(&x, active, st.DeadLettered, st.Scheduled)
 	x.duration("AutoDeleteOnIdle", m.autoDelete)
@@ -380,9 +391,7 @@ func (s *server) topicEntry(name string) (entryBody, error) {
 	if m.userMetadata != nil {
 		x.elem("UserMetadata", *m.userMetadata)
 	}
-	x.time("CreatedAt", st.CreatedAt)
-	x.time("UpdatedAt", st.UpdatedAt)
-	x.time("AccessedAt", st.AccessedAt)
+	writeTimes(&x, st)
 	x.boolean("SupportOrdering", m.supportOrdering)
 	writeCounts(&x, 0, 0, st.Scheduled)
 	x.integer("SubscriptionCount", int64(len(subs)))
@@ -417,13 +426,17 @@ func (s *server) putSubscription(topic, name string, d *node, update bool) (entr
 		return entryBody{}, notFound("the topic %q could not be found", topic)
 	}
 	f := &fields{n: d}
-	p.LockDuration = f.duration("LockDuration", p.LockDuration)
-	p.RequiresSession = f.boolean("RequiresSession", p.RequiresSession)
-	p.DefaultMessageTimeToLive = f.duration("DefaultMessageTimeToLive", p.DefaultMessageTimeToLive)
-	p.DeadLetteringOnMessageExpiration = f.boolean("DeadLetteringOnMessageExpiration", p.DeadLetteringOnMessageExpiration)
-	p.MaxDeliveryCount = int(f.integer("MaxDeliveryCount", int64(p.MaxDeliveryCount), 1, math.MaxInt32))
-	p.ForwardTo, m.forwardTo = forwardTarget(f, "ForwardTo", p.ForwardTo, m.forwardTo)
-	p.ForwardDeadLetteredMessagesTo, m.forwardDLQTo = forwardTarget(f, "ForwardDeadLetteredMessagesTo", p.ForwardDeadLetteredMessagesTo, m.forwardDLQTo)
+	qp := broker.QueueProperties{
+		LockDuration: p.LockDuration, MaxDeliveryCount: p.MaxDeliveryCount, DefaultMessageTimeToLive: p.DefaultMessageTimeToLive,
+		DeadLetteringOnMessageExpiration: p.DeadLetteringOnMessageExpiration, RequiresSession: p.RequiresSession,
+		ForwardTo: p.ForwardTo, ForwardDeadLetteredMessagesTo: p.ForwardDeadLetteredMessagesTo,
+	}
+	readReceivable(f, &qp, &m)
+	p = broker.SubscriptionProperties{
+		LockDuration: qp.LockDuration, MaxDeliveryCount: qp.MaxDeliveryCount, DefaultMessageTimeToLive: qp.DefaultMessageTimeToLive,
+		DeadLetteringOnMessageExpiration: qp.DeadLetteringOnMessageExpiration, RequiresSession: qp.RequiresSession,
+		ForwardTo: qp.ForwardTo, ForwardDeadLetteredMessagesTo: qp.ForwardDeadLetteredMessagesTo,
+	}
 	m = readMeta(f, m, update)
 	var rules []broker.RuleConfig
 	if rd := d.child("DefaultRuleDescription"); rd != nil && !update {
@@ -480,9 +493,7 @@ func (s *server) subscriptionEntry(topic, name string) (entryBody, error) {
 	if m.forwardTo != "" {
 		x.elem("ForwardTo", m.forwardTo)
 	}
-	x.time("CreatedAt", st.CreatedAt)
-	x.time("UpdatedAt", st.UpdatedAt)
-	x.time("AccessedAt", st.AccessedAt)
+	writeTimes(&x, st)
 	writeCounts(&x, active, st.DeadLettered, st.Scheduled)
 	if m.userMetadata != nil {
 		x.elem("UserMetadata", *m.userMetadata)

@@ -1,10 +1,11 @@
 package broker
 
 import (
-	"encoding/binary"
 	"math"
 
 	"github.com/Azure/go-amqp"
+
+	wire "github.com/holdfast-dev/holdfast/emulator/amqp"
 )
 
 // MarshalMessage encodes m as the bare message of a transfer or of a $management reply. The
@@ -27,62 +28,17 @@ func MarshalMessage(m *amqp.Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := appendHeaderSection(make([]byte, 0, headerSectionMax+len(body)), h)
-	return append(out, body...), nil
-}
-
-// headerSectionMax is the longest header section appendHeaderSection writes.
-const headerSectionMax = 3 + 3 + 1 + 2 + 5 + 1 + 5
-
-// AMQP 1.0 type codes used by appendHeaderSection (§1.6 of the types specification).
-const (
-	codeDescribed  = 0x00
-	codeSmallUlong = 0x53
-	codeList8      = 0xc0
-	codeNull       = 0x40
-	codeTrue       = 0x41
-	codeFalse      = 0x42
-	codeUbyte      = 0x50
-	codeUint       = 0x70
-	codeSmallUint  = 0x52
-	codeUint0      = 0x43
-
-	descriptorHeader = 0x70 // amqp:header:list
-)
-
-// appendHeaderSection appends the header section with all five fields (§3.2.1 of the messaging
-// specification): durable, priority, ttl (milliseconds, null when zero), first-acquirer and
-// delivery-count.
-func appendHeaderSection(dst []byte, h amqp.MessageHeader) []byte {
-	dst = append(dst, codeDescribed, codeSmallUlong, descriptorHeader, codeList8, 0, 5)
-	start := len(dst)
-	dst = appendBoolean(dst, h.Durable)
-	dst = append(dst, codeUbyte, h.Priority)
+	var ttl any // null when the message has none
 	if h.TTL > 0 {
-		dst = appendUint(dst, uint32(min(h.TTL.Milliseconds(), math.MaxUint32)))
-	} else {
-		dst = append(dst, codeNull)
+		ttl = uint32(min(h.TTL.Milliseconds(), math.MaxUint32))
 	}
-	dst = appendBoolean(dst, h.FirstAcquirer)
-	dst = appendUint(dst, h.DeliveryCount)
-	dst[start-2] = byte(len(dst) - start + 1) // size covers the count byte and the fields
-	return dst
-}
-
-func appendBoolean(dst []byte, v bool) []byte {
-	if v {
-		return append(dst, codeTrue)
+	// The header section, amqp:header:list (§3.2.1 of the AMQP 1.0 messaging specification).
+	out, err := wire.AppendValue(make([]byte, 0, 24+len(body)), wire.Described{
+		Descriptor: uint64(0x70),
+		Value:      []any{h.Durable, h.Priority, ttl, h.FirstAcquirer, h.DeliveryCount},
+	})
+	if err != nil {
+		return nil, err
 	}
-	return append(dst, codeFalse)
-}
-
-func appendUint(dst []byte, v uint32) []byte {
-	switch {
-	case v == 0:
-		return append(dst, codeUint0)
-	case v < 256:
-		return append(dst, codeSmallUint, byte(v))
-	default:
-		return binary.BigEndian.AppendUint32(append(dst, codeUint), v)
-	}
+	return append(out, body...), nil
 }
