@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/holdfast-dev/holdfast/internal/config"
+	"github.com/holdfast-dev/holdfast/internal/due"
 	"github.com/holdfast-dev/holdfast/internal/httpapi"
 	"github.com/holdfast-dev/holdfast/internal/ledger"
 	"github.com/holdfast-dev/holdfast/internal/process"
@@ -101,18 +102,22 @@ func wire(cfg *config.Config, o Options, logger *slog.Logger) (*handler, error) 
 	if err != nil {
 		return nil, err
 	}
-	var deferrer process.Deferrer
+	svcOpts := &process.ServiceOptions{Config: cfg, Processor: proc, Logger: logger}
 	dl := &lazyDeadLetter{cfg: cfg, logger: logger}
 	opts := &httpapi.Options{Logger: logger, DeadLetterList: dl.List, DeadLetterAction: dl.Action, DeferredPeek: dl.DeferredPeek, UI: ui.Handler()}
 	var d *lazyDrain
 	if l != nil {
-		deferrer = process.DeferrerFunc(func(ctx context.Context, s process.DeferSettler, msg *azservicebus.ReceivedMessage, notBefore time.Time, reason string) error {
+		svcOpts.Deferrer = process.DeferrerFunc(func(ctx context.Context, s process.DeferSettler, msg *azservicebus.ReceivedMessage, notBefore time.Time, reason string) error {
 			return l.Defer(ctx, s, msg, notBefore, reason)
 		})
+		// Each run first takes the deferred messages that are due.
+		if svcOpts.Due, err = due.New(l, &due.Options{Logger: logger}); err != nil {
+			return nil, err
+		}
 		d = &lazyDrain{cfg: cfg, ledger: l, logger: logger}
 		opts.DeferredList, opts.DeferredAction = d.List, d.Action
 	}
-	svc, err := process.NewService(&process.ServiceOptions{Config: cfg, Processor: proc, Deferrer: deferrer, Logger: logger})
+	svc, err := process.NewService(svcOpts)
 	if err != nil {
 		return nil, err
 	}

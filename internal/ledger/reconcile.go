@@ -266,12 +266,12 @@ func (l *Ledger) peekAt(ctx context.Context, p Peeker, seq int64) (*azservicebus
 	return nil, nil
 }
 
-// removable reports whether r is old enough to be removed and not held by a live drain lease.
+// removable reports whether r is old enough to be removed and not held by a live drain or run lease.
 func removable(r Row, now time.Time, lock time.Duration) bool {
 	if now.Sub(r.DeferredAt) < lock {
 		return false
 	}
-	return r.State != StateResubmitting || !now.Before(r.LeaseUntil)
+	return !r.State.leased() || !now.Before(r.LeaseUntil)
 }
 
 // recoveredRow is the row Reconcile adds for a deferred message m the ledger did not know.

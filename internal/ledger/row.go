@@ -19,11 +19,17 @@ const (
 	StateDeferred State = "deferred"
 	// StateResubmitting: a drain leased the row (until LeaseUntil) and is resubmitting the message.
 	StateResubmitting State = "resubmitting"
+	// StateProcessing: a timer run claimed the row (until LeaseUntil) because the message is due, and is
+	// processing the message.
+	StateProcessing State = "processing"
 )
 
 func (s State) valid() bool {
-	return s == StatePending || s == StateDeferred || s == StateResubmitting
+	return s == StatePending || s == StateDeferred || s == StateResubmitting || s == StateProcessing
 }
+
+// leased reports whether s is held by a drain or a run until the row's LeaseUntil.
+func (s State) leased() bool { return s == StateResubmitting || s == StateProcessing }
 
 // Row is one deferred message in the ledger. Zero times mean "not set".
 type Row struct {
@@ -48,13 +54,14 @@ type Row struct {
 	ETag azcore.ETag `json:"-"`
 }
 
-// Leasable reports whether a drain may lease r at now: it is deferred, or a previous drain's lease ran out.
-// Pending rows are not leasable: their message may not be deferred (Reconcile settles which).
+// Leasable reports whether a drain or a run may lease r at now: it is deferred, or a previous drain's or
+// run's lease ran out. Pending rows are not leasable: their message may not be deferred (Reconcile settles
+// which).
 func (r Row) Leasable(now time.Time) bool {
-	switch r.State {
-	case StateDeferred:
+	switch {
+	case r.State == StateDeferred:
 		return true
-	case StateResubmitting:
+	case r.State.leased():
 		return !now.Before(r.LeaseUntil)
 	}
 	return false

@@ -17,6 +17,8 @@ func TestRowLeasable(t *testing.T) {
 		{"live lease", Row{State: StateResubmitting, LeaseUntil: now.Add(time.Second)}, false},
 		{"lease ends now", Row{State: StateResubmitting, LeaseUntil: now}, true},
 		{"expired lease", Row{State: StateResubmitting, LeaseUntil: now.Add(-time.Second)}, true},
+		{"live run claim", Row{State: StateProcessing, LeaseUntil: now.Add(time.Second)}, false},
+		{"lapsed run claim", Row{State: StateProcessing, LeaseUntil: now.Add(-time.Second)}, true},
 		{"unknown state", Row{State: "lost"}, false},
 	}
 	for _, tt := range tests {

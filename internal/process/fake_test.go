@@ -175,3 +175,75 @@ func (d *fakeDeferrer) Defer(ctx context.Context, s DeferSettler, msg *azservice
 	d.reasons[msg.MessageID] = reason
 	return nil
 }
+
+// ReceiveDeferredMessages and PeekMessages make the fake a DueReceiver; the fake due source never calls them.
+func (f *fakeReceiver) ReceiveDeferredMessages(context.Context, []int64, *azservicebus.ReceiveDeferredMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
+	return nil, errors.New("fake: not supported")
+}
+
+func (f *fakeReceiver) PeekMessages(context.Context, int, *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
+	return nil, errors.New("fake: not supported")
+}
+
+// fakeDue is a DueSource over a list of due messages; it records what the run asked and how each message was
+// settled. events, if set, receives "take" at each TakeDue call.
+type fakeDue struct {
+	f      *fakeReceiver // locks the messages it hands out for f.lockDuration
+	err    error         // returned with the first take
+	events func(string)
+
+	mu      sync.Mutex
+	ready   []*azservicebus.ReceivedMessage // guarded by mu
+	asked   []int                           // guarded by mu
+	settled map[string]Settlement           // guarded by mu; message ID → settlement
+	claims  []time.Time                     // guarded by mu; claimUntil of each take
+}
+
+func newFakeDue(f *fakeReceiver, bodies ...string) *fakeDue {
+	d := &fakeDue{f: f, settled: map[string]Settlement{}}
+	for i, b := range bodies {
+		sn := int64(1000 + i)
+		d.ready = append(d.ready, &azservicebus.ReceivedMessage{MessageID: fmt.Sprintf("d%d", i), Body: []byte(b),
+			SequenceNumber: &sn, DeliveryCount: 2})
+	}
+	return d
+}
+
+func (d *fakeDue) TakeDue(_ context.Context, _ DueReceiver, max int, claimUntil time.Time) ([]DueMessage, error) {
+	if d.events != nil {
+		d.events("take")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.asked = append(d.asked, max)
+	d.claims = append(d.claims, claimUntil)
+	k := min(max, len(d.ready))
+	until := time.Now().Add(d.f.lockDuration)
+	var out []DueMessage
+	for _, m := range d.ready[:k] {
+		m.LockedUntil = &until
+		id := m.MessageID
+		out = append(out, DueMessage{Message: m, Settled: func(_ context.Context, s Settlement) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if _, dup := d.settled[id]; dup {
+				panic("fake: Settled called twice for " + id)
+			}
+			d.settled[id] = s
+		}})
+	}
+	d.ready = d.ready[k:]
+	err := d.err
+	d.err = nil
+	return out, err
+}
+
+func (d *fakeDue) settledCopy() map[string]Settlement {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]Settlement, len(d.settled))
+	for k, v := range d.settled {
+		out[k] = v
+	}
+	return out
+}

@@ -3,8 +3,12 @@
 //
 // A run's life:
 //
-//	start ──receive/hold/process/settle──► stop receiving ──wait for workers──► deadline: cancel + abandon ──► return
-//	          (deadline − ReceiveMargin)                                         (cause ErrBudgetExhausted)
+//	start ──take due deferred──► receive/hold/process/settle ──► stop receiving ──wait for workers──► deadline: cancel + abandon ──► return
+//	      (Options.Due, ≤ DueTime)                               (deadline − ReceiveMargin)            (cause ErrBudgetExhausted)
+//
+// Due deferred messages (a processor's Defer outcome whose not-before time has passed) are received by
+// sequence number and processed like any other message; the DueSource keeps its index consistent with how
+// each was settled.
 //
 // Guarantees (DESIGN §4): a message is completed only when its processor returned processor.Complete() while
 // its context was alive — never after lock loss (invariant 1) or budget cancel, never for a zero, malformed or
@@ -76,6 +80,7 @@ const (
 	DefaultSettleTimeout = config.SettleTimeout // the handler's config checks budget + this + config.CloseTimeout ≤ functionTimeout
 	DefaultReceiveLinger = 2 * time.Millisecond
 	DefaultStuckGrace    = 5 * time.Second
+	DefaultDueMax        = 100
 	minReceiveMargin     = 2 * time.Second
 )
 
@@ -118,6 +123,15 @@ type Options struct {
 	ReceiveDone func()
 	// Deferrer handles defer outcomes; nil ⇒ defer outcomes are abandoned (and logged).
 	Deferrer Deferrer
+	// Due brings back deferred messages whose not-before time has passed: a run first takes them (as many
+	// as workers are free, until DueMax or DueTime) and processes them like received ones, then receives
+	// new messages. The run's receiver must implement DueReceiver. nil ⇒ no due phase.
+	Due DueSource
+	// DueMax bounds the due messages one run takes. 0 ⇒ 100.
+	DueMax int
+	// DueTime bounds the due phase, from the start of the run (never past the receive stop time).
+	// 0 ⇒ Budget/4.
+	DueTime time.Duration
 	// Logger receives run and per-message events; nil ⇒ discard.
 	Logger *slog.Logger
 }
@@ -154,6 +168,12 @@ func (o *Options) withDefaults() Options {
 	if v.SettleTimeout <= 0 {
 		v.SettleTimeout = DefaultSettleTimeout
 	}
+	if v.DueMax <= 0 {
+		v.DueMax = DefaultDueMax
+	}
+	if v.DueTime <= 0 {
+		v.DueTime = v.Budget / 4
+	}
 	if v.StuckGrace <= 0 {
 		v.StuckGrace = min(DefaultStuckGrace, v.SettleTimeout/3)
 	}
@@ -175,14 +195,17 @@ type Summary struct {
 	LocksLost    int64  `json:"locksLost"`
 	// Stuck counts processors that had not returned StuckGrace after their message's context ended. Their
 	// messages are also counted as abandoned (or locksLost); their goroutines may still be running.
-	Stuck      int64 `json:"stuck"`
+	Stuck int64 `json:"stuck"`
+	// Due counts the deferred messages taken back because their not-before time had passed (they are also
+	// counted in Received and in how they were settled).
+	Due        int64 `json:"due"`
 	DurationMs int64 `json:"durationMs"`
 }
 
 // String is the one-line summary used in logs.
 func (s Summary) String() string {
-	return fmt.Sprintf("run: received=%d completed=%d abandoned=%d deadLettered=%d deferred=%d renewals=%d locksLost=%d stuck=%d durationMs=%d",
-		s.Received, s.Completed, s.Abandoned, s.DeadLettered, s.Deferred, s.Renewals, s.LocksLost, s.Stuck, s.DurationMs)
+	return fmt.Sprintf("run: received=%d completed=%d abandoned=%d deadLettered=%d deferred=%d renewals=%d locksLost=%d stuck=%d due=%d durationMs=%d",
+		s.Received, s.Completed, s.Abandoned, s.DeadLettered, s.Deferred, s.Renewals, s.LocksLost, s.Stuck, s.Due, s.DurationMs)
 }
 
 // Run performs one run over rcv with p. It blocks until every received message is settled, abandoned or

@@ -46,7 +46,7 @@ type run struct {
 	workers sync.WaitGroup
 
 	// Counters, written by worker goroutines (received: by the receive loop) with atomics.
-	received, completed, abandoned, deadLettered, deferred, locksLost, stuck atomic.Int64
+	received, completed, abandoned, deadLettered, deferred, locksLost, stuck, due atomic.Int64
 }
 
 func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options) *run {
@@ -76,6 +76,7 @@ func (r *run) execute() (Summary, error) {
 		r.cancelWork(ErrBudgetExhausted)
 	})
 
+	r.dueLoop()
 	err := r.receiveLoop()
 	if r.o.ReceiveDone != nil {
 		r.o.ReceiveDone()
@@ -108,6 +109,7 @@ func (r *run) summary() Summary {
 		Renewals:     r.renewer.Stats().Renewals,
 		LocksLost:    r.locksLost.Load(),
 		Stuck:        r.stuck.Load(),
+		Due:          r.due.Load(),
 		DurationMs:   time.Since(r.start).Milliseconds(),
 	}
 }
@@ -116,7 +118,7 @@ func (r *run) summary() Summary {
 // error (returned).
 func (r *run) receiveLoop() error {
 	for {
-		n := r.takeSlots()
+		n := r.takeSlots(r.stopReceive)
 		if n == 0 {
 			return nil // stop time reached or cancelled while waiting for a free worker
 		}
@@ -125,7 +127,7 @@ func (r *run) receiveLoop() error {
 			<-r.slots // give back the slots no message came for
 		}
 		for _, m := range msgs {
-			r.dispatch(m)
+			r.dispatch(m, nil)
 		}
 		if err != nil || stop {
 			return err
@@ -134,9 +136,9 @@ func (r *run) receiveLoop() error {
 }
 
 // takeSlots blocks until at least one worker is free, then takes up to BatchSize free slots. It returns 0
-// when the receive stop time passes or the caller's context ends first.
-func (r *run) takeSlots() int {
-	wait := time.Until(r.stopReceive)
+// when until (the receive stop time, or the end of the due phase) passes or the caller's context ends first.
+func (r *run) takeSlots(until time.Time) int {
+	wait := time.Until(until)
 	if wait <= 0 || r.workCtx.Err() != nil {
 		return 0
 	}
@@ -205,8 +207,9 @@ func (r *run) receive(n int) (msgs []*azservicebus.ReceivedMessage, stop bool, e
 	}
 }
 
-// dispatch holds msg's lock at once and starts its worker. The caller has taken a slot for msg.
-func (r *run) dispatch(msg *azservicebus.ReceivedMessage) {
+// dispatch holds msg's lock at once and starts its worker. The caller has taken a slot for msg. settled, if
+// not nil, is told what became of msg once it is handled (due deferred messages: see DueMessage).
+func (r *run) dispatch(msg *azservicebus.ReceivedMessage, settled func(context.Context, Settlement)) {
 	r.received.Add(1)
 	msgCtx, release := r.renewer.Hold(r.workCtx, msg)
 	r.workers.Add(1)
@@ -214,23 +217,17 @@ func (r *run) dispatch(msg *azservicebus.ReceivedMessage) {
 		defer r.workers.Done()
 		defer func() { <-r.slots }()
 		defer release()
-		r.handle(msgCtx, msg)
+		s := r.handle(msgCtx, msg)
+		if settled != nil {
+			ctx, cancel := r.settleContext()
+			defer cancel()
+			settled(ctx, s)
+		}
 	}()
 }
 
-// settlement is what became of a message the run handled.
-type settlement int
-
-const (
-	settledNone       settlement = iota // not settled: lock lost, or settlement and abandon failed
-	settledComplete                     // completed
-	settledDeadLetter                   // dead-lettered
-	settledDefer                        // deferred (and indexed in the ledger)
-	settledAbandon                      // abandoned
-)
-
 // handle processes one message and settles it. It runs on the message's worker goroutine.
-func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) settlement {
+func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) Settlement {
 	log := r.logger.With(slog.String("messageId", msg.MessageID), slog.Int64("sequenceNumber", seq(msg)),
 		slog.Int64("deliveryCount", int64(msg.DeliveryCount)))
 	out, stuck := r.process(ctx, msg, log)
@@ -248,7 +245,7 @@ func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) set
 			// anyway. Service Bus redelivers it.
 			r.locksLost.Add(1)
 			log.Warn("lock lost; message not settled", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
-			return settledNone
+			return SettledNone
 		}
 		// Budget exhausted, maximum renewal reached or the caller cancelled: the lock is still ours.
 		log.Warn("processing cancelled; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
@@ -303,7 +300,7 @@ func (r *run) call(ctx context.Context, msg *azservicebus.ReceivedMessage) (out 
 
 // settle applies out to msg. Only a valid outcome is applied (processor.Outcome.Validate): the zero Outcome,
 // an unknown Kind and any Outcome with Err set abandon the message (invariant 1).
-func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out processor.Outcome) settlement {
+func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out processor.Outcome) Settlement {
 	if err := out.Validate(); err != nil {
 		level := slog.LevelWarn // Abandon(err): the processor's own transient failure
 		if errors.Is(err, processor.ErrInvalidOutcome) {
@@ -321,7 +318,7 @@ func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out pr
 		}
 		r.completed.Add(1)
 		log.Debug("completed")
-		return settledComplete
+		return SettledComplete
 	case processor.KindDeadLetter:
 		opts := &azservicebus.DeadLetterOptions{Reason: &out.Reason, ErrorDescription: &out.Description}
 		if err := r.rcv.DeadLetterMessage(ctx, msg, opts); err != nil {
@@ -329,7 +326,7 @@ func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out pr
 		}
 		r.deadLettered.Add(1)
 		log.Info("dead-lettered", slog.String("reason", out.Reason), slog.String("description", out.Description))
-		return settledDeadLetter
+		return SettledDeadLetter
 	case processor.KindDefer:
 		if r.o.Deferrer == nil {
 			log.Warn("defer requested but no deferral ledger is configured; abandoning")
@@ -341,7 +338,7 @@ func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out pr
 		}
 		r.deferred.Add(1)
 		log.Info("deferred", slog.Time("notBefore", out.NotBefore), slog.String("reason", out.Reason))
-		return settledDefer
+		return SettledDefer
 	default: // KindAbandon without an error
 		log.Info("processor abandoned the message")
 		return r.abandon(log, msg)
@@ -360,7 +357,7 @@ func (r *run) settleContext() (context.Context, context.CancelFunc) {
 }
 
 // abandon abandons msg, counting it; a lost lock is counted as such.
-func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) settlement {
+func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) Settlement {
 	ctx, cancel := r.settleContext()
 	defer cancel()
 	if err := r.rcv.AbandonMessage(ctx, msg, nil); err != nil {
@@ -368,19 +365,19 @@ func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) settl
 			r.locksLost.Add(1)
 		}
 		log.Error("abandon failed; the message is redelivered when its lock expires", slog.Any("error", err))
-		return settledNone
+		return SettledNone
 	}
 	r.abandoned.Add(1)
-	return settledAbandon
+	return SettledAbandon
 }
 
 // settleFailed handles a failed complete or dead-letter: a lost lock is counted; otherwise the message is
 // abandoned so it is redelivered without waiting for the lock to expire.
-func (r *run) settleFailed(log *slog.Logger, msg *azservicebus.ReceivedMessage, op string, err error) settlement {
+func (r *run) settleFailed(log *slog.Logger, msg *azservicebus.ReceivedMessage, op string, err error) Settlement {
 	if isLockLost(err) {
 		r.locksLost.Add(1)
 		log.Warn(op+" failed: lock lost; message not settled", slog.Any("error", err))
-		return settledNone
+		return SettledNone
 	}
 	log.Error(op+" failed; abandoning", slog.Any("error", err))
 	return r.abandon(log, msg)

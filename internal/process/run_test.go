@@ -3,7 +3,9 @@ package process
 import (
 	"context"
 	"errors"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -506,6 +508,74 @@ func TestStuckProcessorIsAbandonedAndIgnored(t *testing.T) {
 	s, err = Run(context.Background(), f, p, fast(&Options{StuckGrace: grace}))
 	if err != nil || s.Received != 1 || s.Completed != 1 || s.Stuck != 0 {
 		t.Fatalf("next run: %+v, %v", s, err)
+	}
+}
+
+// Due deferred messages are taken first, as many as workers are free, up to DueMax, processed like received
+// ones, and their source learns how each was settled.
+func TestDueMessagesComeFirstAndReportTheirSettlement(t *testing.T) {
+	f := newFake(time.Minute, "complete")
+	var mu sync.Mutex
+	var events []string
+	record := func(e string) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}
+	d := newFakeDue(f, "complete", "abandon", "defer", "deadletter", "zero", "lost", "complete")
+	d.events = record
+	p := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		record("process " + m.MessageID)
+		if string(m.Body) == "lost" {
+			f.loseLock(m.MessageID)
+			return processor.Complete()
+		}
+		return (&scripted{}).Process(ctx, m)
+	})
+	s, err := Run(context.Background(), f, p, fast(&Options{Concurrency: 4, DueMax: 6, Due: d, Deferrer: &fakeDeferrer{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.DurationMs = 0
+	want := Summary{Received: 7, Completed: 2, Abandoned: 2, Deferred: 1, DeadLettered: 1, LocksLost: 1, Due: 6}
+	if s != want {
+		t.Fatalf("summary %+v, want %+v", s, want)
+	}
+	wantSettled := map[string]Settlement{"d0": SettledComplete, "d1": SettledAbandon, "d2": SettledDefer,
+		"d3": SettledDeadLetter, "d4": SettledAbandon, "d5": SettledNone}
+	if got := d.settledCopy(); !maps.Equal(got, wantSettled) {
+		t.Fatalf("settlements reported %v, want %v", got, wantSettled)
+	}
+	// Four free workers first, then as workers free up, never past DueMax.
+	total := 0
+	for _, n := range d.asked {
+		total += n
+	}
+	if d.asked[0] != 4 || total != 6 {
+		t.Fatalf("takes asked for %v, want 4 first and 6 in all", d.asked)
+	}
+	if len(d.ready) != 1 {
+		t.Fatalf("%d due messages left, want 1 (DueMax 6 of 7)", len(d.ready))
+	}
+	// The claim outlasts the run's settlement window.
+	if lim := time.Now().Add(DefaultSettleTimeout); d.claims[0].Before(lim) {
+		t.Errorf("claimUntil %v is before the end of settlement", d.claims[0])
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if events[0] != "take" || !slices.Contains(events, "process m0") {
+		t.Fatalf("events %v: want the take first and the received message processed", events)
+	}
+}
+
+// A failing source is logged and the run goes on with new messages.
+func TestDueSourceFailureDoesNotFailTheRun(t *testing.T) {
+	f := newFake(time.Minute, "complete")
+	d := newFakeDue(f, "complete")
+	d.err = errors.New("table unavailable")
+	s, err := Run(context.Background(), f, &scripted{}, fast(&Options{Due: d}))
+	if err != nil || s.Completed != 2 || s.Due != 1 {
+		t.Fatalf("summary %+v, error %v", s, err)
 	}
 }
 

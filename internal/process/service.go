@@ -37,6 +37,8 @@ type ServiceOptions struct {
 	Processor processor.Processor
 	// Deferrer is the deferral ledger; nil ⇒ defer outcomes are abandoned.
 	Deferrer Deferrer
+	// Due brings due deferred messages back into each run (see Options.Due); nil ⇒ none.
+	Due DueSource
 	// Logger: nil ⇒ discard.
 	Logger *slog.Logger
 	// ClientOptions are passed to the azservicebus client; nil ⇒ ClientOptions(Config).
@@ -104,6 +106,7 @@ func (s *Service) Run(ctx context.Context) (Summary, error) {
 		SettleTimeout:  s.opts.SettleTimeout,
 		ReceiveDone:    stopReceiving,
 		Deferrer:       s.opts.Deferrer,
+		Due:            s.opts.Due,
 		Logger:         s.logger.With(slog.String("entity", s.cfg.Entity.String())),
 	})
 }

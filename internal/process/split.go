@@ -19,7 +19,10 @@ type splitReceiver struct {
 	settle *azservicebus.Receiver // settlement and renewal; safe for concurrent use
 }
 
-var _ Receiver = (*splitReceiver)(nil)
+var (
+	_ Receiver    = (*splitReceiver)(nil)
+	_ DueReceiver = (*splitReceiver)(nil)
+)
 
 // byToken is the lock-token-only view of msg that the SDK settles over the management link.
 func byToken(msg *azservicebus.ReceivedMessage) *azservicebus.ReceivedMessage {
@@ -55,4 +58,15 @@ func (s *splitReceiver) RenewMessageLock(ctx context.Context, m *azservicebus.Re
 	}
 	m.LockedUntil = t.LockedUntil
 	return nil
+}
+
+// ReceiveDeferredMessages receives on the settlement receiver: it goes over the management link and adds no
+// credit to a receive link, and the messages it returns settle over the management link by lock token anyway.
+func (s *splitReceiver) ReceiveDeferredMessages(ctx context.Context, seqs []int64, o *azservicebus.ReceiveDeferredMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
+	return s.settle.ReceiveDeferredMessages(ctx, seqs, o)
+}
+
+// PeekMessages browses on the settlement receiver (management link, no lock).
+func (s *splitReceiver) PeekMessages(ctx context.Context, n int, o *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
+	return s.settle.PeekMessages(ctx, n, o)
 }

@@ -1,0 +1,59 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+)
+
+// Due returns up to max rows (max ≤ 0 means 100; at most 1000) whose message is due at now: NotBefore is
+// set and not after now, and the row is deferred or its lease (a drain's or a run's) ran out. A row without
+// NotBefore is never due: it waits for an operator's drain. Rows come in sequence-number order. Due follows
+// continuations until it has max rows or the table has no more, so it makes one request per page the service
+// returns (a filtered query may return short or empty pages); ctx bounds it. A missing table has no rows.
+func (l *Ledger) Due(ctx context.Context, now time.Time, max int) ([]Row, error) {
+	if max <= 0 {
+		max = defaultTop
+	}
+	max = min(max, maxTop)
+	at := now.UTC().Format(time.RFC3339Nano)
+	// Table Storage compares a missing property as false, so rows without NotBefore never match, and pending
+	// rows (no LeaseUntil) only match through State.
+	filter := fmt.Sprintf("PartitionKey eq '%s' and %s le datetime'%s' and (%s eq '%s' or %s le datetime'%s')",
+		l.pk, colNotBefore, at, colState, StateDeferred, colLeaseUntil, at)
+	pager := l.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: ptr(int32(max))})
+	var rows []Row
+	for len(rows) < max && pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			err = translate(err)
+			if errors.Is(err, errTableNotFound) {
+				return nil, nil
+			}
+			return rows, fmt.Errorf("ledger: due rows: %w", err)
+		}
+		got, err := l.decodeRows(page.Entities)
+		if err != nil {
+			return rows, err
+		}
+		for _, r := range got {
+			// The filter already selects these; the check keeps Due honest with Leasable.
+			if len(rows) < max && r.Leasable(now) && !r.NotBefore.IsZero() && !r.NotBefore.After(now) {
+				rows = append(rows, r)
+			}
+		}
+	}
+	return rows, nil
+}
+
+// Claim leases r for a timer run that processes its due message: state processing, LeaseUntil until,
+// conditional on r.ETag. It returns the claimed row (with the ETag to use next) or ErrConflict when a drain,
+// a defer or another run changed the row first. One request.
+func (l *Ledger) Claim(ctx context.Context, r Row, until time.Time) (Row, error) {
+	r.State = StateProcessing
+	r.LeaseUntil = until
+	return l.Update(ctx, r)
+}
