@@ -46,7 +46,7 @@ PKGDIR      ?= bin/package
 PACKAGE_ZIP ?= bin/holdfast.zip
 DEMO_ARGS   ?=
 
-.PHONY: build dist start demo package
+.PHONY: build dist start demo package deploy deploy-consumption
 
 dist:
 	rm -rf $(DIST)
@@ -63,16 +63,19 @@ start:
 demo:
 	$(GO) run ./cmd/demosend $(DEMO_ARGS)
 
-# package: the zip for `func azure functionapp publish <app> --custom` or one-deploy: host.json,
-# the linux/amd64 handler and one folder per function at the zip root.
+# package: bin/package/ staged for `func azure functionapp publish <app> --custom`, and bin/holdfast.zip for
+# one-deploy or a package URL: host.json, the linux/amd64 handler (CGO disabled) and one folder per function at
+# the zip root, the handler stored executable. Written by cmd/hfpackage (no zip tool needed), then checked.
 package:
-	rm -rf $(PKGDIR) $(PACKAGE_ZIP)
-	mkdir -p $(PKGDIR)
-	cp host.json $(PKGDIR)/
-	cp -R functions/. $(PKGDIR)/
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags="-s -w" -o $(PKGDIR)/handler ./handler
-	cd $(PKGDIR) && zip -q -r -X $(abspath $(PACKAGE_ZIP)) .
-	@echo "wrote $(PACKAGE_ZIP)"
+	$(GO) run ./cmd/hfpackage -stage $(PKGDIR) -zip $(PACKAGE_ZIP)
+
+# deploy: the code to the Flex Consumption app infra/main.bicep created in RESOURCE_GROUP (azd up does this in
+# its postdeploy hook). deploy-consumption: provision and deploy on the legacy Consumption plan (Y1).
+deploy:
+	RESOURCE_GROUP=$(RESOURCE_GROUP) ./scripts/deploy-flex.sh
+
+deploy-consumption:
+	RESOURCE_GROUP=$(RESOURCE_GROUP) LOCATION=$(LOCATION) ./scripts/deploy-consumption.sh
 
 # --- benchmarks (not in CI) ----------------------------------------------------------------------
 # bench prints one table per goal: emulator CPU vs client CPU (sbbench), P1 run vs raw SDK loop,

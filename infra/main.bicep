@@ -276,8 +276,14 @@ module functionApp 'modules/functionapp.bicep' = {
   }
 }
 
-@description('Function app name (func azure functionapp publish <name> --custom).')
+@description('Function app name.')
 output functionAppName string = functionApp.outputs.name
+
+@description('Resource ID of the function app (scripts/deploy-consumption.sh syncs its triggers).')
+output functionAppId string = functionApp.outputs.id
+
+@description('Hosting plan of the app; the deploy scripts pick the deployment method from it.')
+output hostingPlan string = hostingPlan
 
 @description('Function app host name; the drain API is https://<host>/api/deferred.')
 output functionAppHostName string = functionApp.outputs.defaultHostName
@@ -296,6 +302,12 @@ output storageAccountName string = storage.outputs.accountName
 
 @description('Blob container for the deployment package (Y1: upload the zip here, then set packageUrl).')
 output deploymentContainerName string = storage.outputs.deploymentContainerName
+
+@description('Consumption only: the package URL the app runs from (packageUrl), empty on Flex.')
+output packageUrl string = packageUrl
+
+@description('URL of the deployment package container; a package blob URL is this, a slash and the blob name.')
+output deploymentContainerUrl string = '${storage.outputs.blobEndpoint}${storage.outputs.deploymentContainerName}'
 
 @description('Client ID of the app identity (AZURE_CLIENT_ID).')
 output identityClientId string = identity.properties.clientId

@@ -1,10 +1,12 @@
-// Parameters for main.bicep. azd fills AZURE_ENV_NAME; with az deployment group create the defaults apply
-// unless overridden on the command line (--parameters name=value).
+// Parameters for main.bicep. azd fills AZURE_ENV_NAME; HOLDFAST_* environment variables (azd env set, or the
+// shell for az deployment group create) choose the prefix, the plan and the Consumption package URL; any other
+// parameter can be overridden on the command line (--parameters name=value).
 using './main.bicep'
 
 param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', '')
 param namePrefix = readEnvironmentVariable('HOLDFAST_NAME_PREFIX', 'holdfast')
-param hostingPlan = 'FlexConsumption' // or 'Consumption' (legacy Y1)
+param hostingPlan = readEnvironmentVariable('HOLDFAST_HOSTING_PLAN', 'FlexConsumption') // or 'Consumption' (legacy Y1): make deploy-consumption
+param packageUrl = readEnvironmentVariable('HOLDFAST_PACKAGE_URL', '') // Consumption only; set by scripts/deploy-consumption.sh
 param entityKind = 'queue'
 param queueName = 'holdfast'
 

@@ -403,3 +403,34 @@ func stringLiterals(tpl *Template) []string {
 	}
 	return out
 }
+
+// The outputs the deploy scripts read evaluate on both plans: the package container URL is the blob endpoint
+// plus the container, and hostingPlan is the plan deployed.
+func TestMainOutputsEvaluate(t *testing.T) {
+	main := load(t, "main.bicep")
+	for _, plan := range mustAllowed(t, main, "hostingPlan") {
+		s, err := deploy(map[string]any{"hostingPlan": plan})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]any{}
+		for _, o := range main.Find("output") {
+			v, err := s.Output(o.Name)
+			if err != nil {
+				t.Fatalf("%v: %v", plan, err)
+			}
+			if _, ok := v.(string); !ok {
+				t.Errorf("%v: output %s is %T", plan, o.Name, v)
+			}
+			out[o.Name] = v
+		}
+		names := resourceNames(t, s)
+		wantURL := "https://" + names["storage.accountName"] + ".blob.core.windows.net/" + names["storage.deploymentContainerName"]
+		if out["deploymentContainerUrl"] != wantURL || out["hostingPlan"] != plan {
+			t.Errorf("%v: deploymentContainerUrl %v (want %s), hostingPlan %v", plan, out["deploymentContainerUrl"], wantURL, out["hostingPlan"])
+		}
+		if id, _ := out["functionAppId"].(string); !strings.HasSuffix(id, "/providers/Microsoft.Web/sites/"+names["functionApp.appName"]) {
+			t.Errorf("%v: functionAppId %q", plan, id)
+		}
+	}
+}

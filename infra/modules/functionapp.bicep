@@ -7,7 +7,7 @@
 @maxLength(64)
 param location string
 
-@description('Tags applied to the plan; the app also gets azd-service-name.')
+@description('Tags applied to the plan and the app.')
 param tags object
 
 @description('Hosting plan: FlexConsumption (FC1) or the legacy Linux Consumption plan (Y1).')
@@ -242,7 +242,7 @@ resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
 resource site 'Microsoft.Web/sites@2025-03-01' = {
   name: appName
   location: location
-  tags: union(tags, { 'azd-service-name': 'holdfast' })
+  tags: tags
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
@@ -284,6 +284,9 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 
 @description('Function app name.')
 output name string = site.name
+
+@description('Function app resource ID.')
+output id string = site.id
 
 @description('Default host name of the app.')
 output defaultHostName string = site.properties.defaultHostName
