@@ -54,8 +54,23 @@
 // context passed to Hold cancels the message's context but does not stop renewal, so the holder can
 // still settle the message after, say, a time budget ran out.
 //
-// Times are compared with the local clock; LockedUntil comes from the service, so clock skew shifts
-// the schedule by the same amount.
+// No two attempts on one lock start less than 250 ms apart, so a lock shorter than 400 ms (or one that
+// looks that short on a skewed clock) is not renewed in a tight loop: it is renewed once and then lost.
+//
+// # Clocks
+//
+// LockedUntil is a time on the service's clock. Without Options.LockDuration it is compared with the local
+// clock, as the .NET processor does, so clock skew shifts the schedule: a local clock behind the service's
+// renews too late and loses locks, one ahead renews too often, and one ahead by more than a lock loses every
+// lock at once. With Options.LockDuration (the entity's lock duration) expiry is judged on the service's
+// clock: a renewal sent at local time t holds the lock until t + LockDuration, and the offset learnt from
+// renewals places the locks of later messages; skew then changes nothing.
+//
+// # Client retries
+//
+// The SDK retries inside every call with the client's RetryOptions, whose default first retry (about 4 s)
+// is longer than the renewal lead of a short lock: one dropped connection would lose every lock held.
+// Build the client with RetryOptions(lockDuration) so that recovery fits inside the lead.
 //
 // # Concurrency and data ownership
 //

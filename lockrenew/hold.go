@@ -44,6 +44,11 @@ type hold struct {
 
 	// lockedUntil is a copy of the latest msg.LockedUntil, written by run and read by LockedUntil(ctx).
 	lockedUntil atomic.Pointer[time.Time]
+
+	// expiry is when the current lock ends on the local clock: LockedUntil itself without
+	// Options.LockDuration, else derived from the time renewals were sent (see Renewer.initialExpiry).
+	// Set by newHold, then written and read by run only.
+	expiry time.Time
 }
 
 func newHold(parent context.Context, r *Renewer, msg *azservicebus.ReceivedMessage, cancelMsg context.CancelCauseFunc) *hold {
@@ -61,6 +66,7 @@ func newHold(parent context.Context, r *Renewer, msg *azservicebus.ReceivedMessa
 	}
 	lu := *msg.LockedUntil
 	h.lockedUntil.Store(&lu)
+	h.expiry = r.initialExpiry(lu, time.Now())
 	return h
 }
 
@@ -85,15 +91,21 @@ func (h *hold) run() {
 	defer close(h.done)
 
 	var (
-		lastErr    error         // last failed attempt since the last success
-		retryDelay time.Duration // backoff before the next attempt; 0 after a success
+		lastErr     error         // last failed attempt since the last success
+		retryDelay  time.Duration // backoff before the next attempt; 0 after a success
+		lastAttempt time.Time     // start of the last attempt; zero before the first
 	)
 	for {
-		lockedUntil := *h.msg.LockedUntil
-		at, ev := schedule(lockedUntil, time.Now(), retryDelay, h.maxDeadline)
+		expiry := h.expiry
+		notBefore := time.Time{}
+		if !lastAttempt.IsZero() {
+			notBefore = lastAttempt.Add(minRenewInterval)
+		}
+		at, ev := schedule(expiry, time.Now(), retryDelay, h.maxDeadline, notBefore)
 		if !h.sleepUntil(at) {
 			return
 		}
+		lockedUntil := *h.msg.LockedUntil
 		switch ev {
 		case evExpired:
 			h.lost(lockedUntil, lastErr)
@@ -103,7 +115,8 @@ func (h *hold) run() {
 			return
 		}
 
-		err := h.renew(lockedUntil)
+		lastAttempt = time.Now()
+		err := h.renew(lockedUntil, expiry)
 		switch {
 		case h.stopped():
 			return
@@ -112,7 +125,7 @@ func (h *hold) run() {
 		case isPermanent(err):
 			h.lost(lockedUntil, err)
 			return
-		case !time.Now().Before(lockedUntil):
+		case !time.Now().Before(expiry):
 			h.lost(lockedUntil, err)
 			return
 		default:
@@ -142,16 +155,17 @@ func (h *hold) sleepUntil(t time.Time) bool {
 	}
 }
 
-// renew makes one renewal attempt of a lock that expires at lockedUntil: it waits for a concurrency
-// slot, then calls RenewMessageLock with a deadline of lockedUntil. It records the attempt in the
-// statistics and publishes the new LockedUntil on success.
-func (h *hold) renew(lockedUntil time.Time) error {
-	if err := h.acquireSlot(lockedUntil); err != nil {
+// renew makes one renewal attempt of the lock whose LockedUntil (service clock) is lockedUntil and which
+// ends at expiry on the local clock: it waits for a concurrency slot, then calls RenewMessageLock with a
+// deadline of expiry. It records the attempt in the statistics and, on success, publishes the new
+// LockedUntil and moves expiry.
+func (h *hold) renew(lockedUntil, expiry time.Time) error {
+	if err := h.acquireSlot(expiry); err != nil {
 		return err
 	}
 	defer func() { <-h.r.slots }()
 
-	callCtx, cancel := context.WithDeadline(h.renewCtx, lockedUntil)
+	callCtx, cancel := context.WithDeadline(h.renewCtx, expiry)
 	defer cancel()
 	start := time.Now()
 	err := h.r.client.RenewMessageLock(callCtx, h.msg, nil)
@@ -171,8 +185,9 @@ func (h *hold) renew(lockedUntil time.Time) error {
 	h.r.stats.renewals.Add(1)
 	newUntil := *h.msg.LockedUntil
 	h.lockedUntil.Store(&newUntil)
+	h.expiry = h.r.renewedExpiry(start, newUntil)
 
-	remainingAtStart := lockedUntil.Sub(start)
+	remainingAtStart := expiry.Sub(start)
 	if latency > remainingAtStart/2 {
 		h.r.logger.Warn("lockrenew: slow lock renewal used more than half of the remaining lock time",
 			h.attrs(slog.Duration("latency", latency), slog.Duration("remaining_at_start", remainingAtStart))...)
@@ -196,14 +211,14 @@ func (h *hold) checkExtended(previous time.Time) error {
 	return nil
 }
 
-// acquireSlot takes a concurrency slot, waiting at most until lockedUntil.
-func (h *hold) acquireSlot(lockedUntil time.Time) error {
+// acquireSlot takes a concurrency slot, waiting at most until expiry.
+func (h *hold) acquireSlot(expiry time.Time) error {
 	select {
 	case h.r.slots <- struct{}{}:
 		return nil
 	default:
 	}
-	timer := time.NewTimer(time.Until(lockedUntil))
+	timer := time.NewTimer(time.Until(expiry))
 	defer timer.Stop()
 	select {
 	case h.r.slots <- struct{}{}:

@@ -16,6 +16,10 @@ const (
 	// firstRetryDelay and maxRetryDelay bound the backoff between attempts after a transient error.
 	firstRetryDelay = 250 * time.Millisecond
 	maxRetryDelay   = 2 * time.Second
+	// minRenewInterval is the floor on the time between two renewal attempts of one lock: a lock with less
+	// than 400 ms left right after a renewal (a lock shorter than that, or a clock far ahead of the
+	// service's) would otherwise be renewed again at once, forever.
+	minRenewInterval = 250 * time.Millisecond
 )
 
 // renewAt returns when a lock that expires at lockedUntil, observed at now, should be renewed:
@@ -86,22 +90,27 @@ func (e event) String() string {
 	}
 }
 
-// schedule decides the next event of a hold and when it happens. lockedUntil is the current lock expiry,
-// now the current time, retryDelay the backoff after a transient failure (0 when the last attempt
-// succeeded or none was made), and maxDeadline the end of the maximum renewal duration (zero: no limit).
+// schedule decides the next event of a hold and when it happens. expiry is when the current lock ends on the
+// local clock (see hold.expiry), now the current time, retryDelay the backoff after a transient failure (0
+// when the last attempt succeeded or none was made), maxDeadline the end of the maximum renewal duration
+// (zero: no limit) and notBefore the earliest time of the next attempt (the last attempt plus
+// minRenewInterval; zero before the first).
 //
-// A renewal is only attempted strictly before both LockedUntil and maxDeadline. When LockedUntil comes
-// no later than the other events the lock is lost; otherwise reaching maxDeadline ends the hold.
-func schedule(lockedUntil, now time.Time, retryDelay time.Duration, maxDeadline time.Time) (time.Time, event) {
-	at, ev := renewAt(lockedUntil, now), evRenew
+// A renewal is only attempted strictly before both expiry and maxDeadline. When expiry comes no later than
+// the other events the lock is lost; otherwise reaching maxDeadline ends the hold.
+func schedule(expiry, now time.Time, retryDelay time.Duration, maxDeadline, notBefore time.Time) (time.Time, event) {
+	at, ev := renewAt(expiry, now), evRenew
 	if retryDelay > 0 {
 		at = now.Add(retryDelay)
+	}
+	if at.Before(notBefore) {
+		at = notBefore
 	}
 	if !maxDeadline.IsZero() && !at.Before(maxDeadline) {
 		at, ev = maxDeadline, evMaxRenewal
 	}
-	if !at.Before(lockedUntil) {
-		at, ev = lockedUntil, evExpired
+	if !at.Before(expiry) {
+		at, ev = expiry, evExpired
 	}
 	return at, ev
 }

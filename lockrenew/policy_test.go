@@ -82,6 +82,7 @@ func TestSchedule(t *testing.T) {
 		lockedUntil time.Time
 		retryDelay  time.Duration
 		maxDeadline time.Time
+		notBefore   time.Time
 		wantAt      time.Time
 		wantEvent   event
 	}{
@@ -98,10 +99,13 @@ func TestSchedule(t *testing.T) {
 		{name: "max deadline before retry", lockedUntil: sec(10), retryDelay: 2 * time.Second, maxDeadline: sec(1), wantAt: sec(1), wantEvent: evMaxRenewal},
 		{name: "expiry before max deadline and retry", lockedUntil: sec(1), retryDelay: 2 * time.Second, maxDeadline: sec(1.5), wantAt: sec(1), wantEvent: evExpired},
 		{name: "expiry at max deadline", lockedUntil: sec(1), retryDelay: 2 * time.Second, maxDeadline: sec(1), wantAt: sec(1), wantEvent: evExpired},
+		{name: "floor delays an immediate renewal", lockedUntil: sec(0.3), notBefore: sec(0.25), wantAt: sec(0.25), wantEvent: evRenew},
+		{name: "floor past expiry loses the lock", lockedUntil: sec(0.2), notBefore: sec(0.25), wantAt: sec(0.2), wantEvent: evExpired},
+		{name: "floor already passed", lockedUntil: sec(30), notBefore: sec(-1), wantAt: sec(20), wantEvent: evRenew},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			at, ev := schedule(tt.lockedUntil, t0, tt.retryDelay, tt.maxDeadline)
+			at, ev := schedule(tt.lockedUntil, t0, tt.retryDelay, tt.maxDeadline, tt.notBefore)
 			if !at.Equal(tt.wantAt) || ev != tt.wantEvent {
 				t.Errorf("schedule = (now+%v, %v); want (now+%v, %v)", at.Sub(t0), ev, tt.wantAt.Sub(t0), tt.wantEvent)
 			}

@@ -69,6 +69,16 @@ type Options struct {
 	// half of the lock time left when they started, error for messages Hold cannot renew. nil ⇒ discard.
 	Logger *slog.Logger
 
+	// LockDuration is the entity's lock duration: the lock the service grants on receive and on every
+	// renewal. When set, a lock's expiry is judged on the service's clock rather than by comparing
+	// LockedUntil (a service timestamp) with the local clock: a renewal sent at local time t holds the lock
+	// until t + LockDuration, so a local clock ahead of or behind the service's neither loses locks nor
+	// renews them more than once per lock window. It must equal the entity's lock duration (change both
+	// together): a longer value makes locks expire before they are renewed. The renewer logs a warning when
+	// LockedUntil disagrees with it by more than max(2 s, LockDuration/10). 0 ⇒ LockedUntil is compared
+	// with the local clock, as the .NET processor does; negative is invalid.
+	LockDuration time.Duration
+
 	// OnLockLost, if set, is called once per hold whose lock is lost (never for ErrMaxRenewal, a release
 	// or Close), with the same cause as the message's context, after that context is cancelled. It runs
 	// on the hold's renewal goroutine: it must return promptly and must not call that hold's release
@@ -85,6 +95,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("lockrenew: Options.MaxConcurrentRenewals is %d; want 0 (default %d) or a positive number",
 			o.MaxConcurrentRenewals, DefaultMaxConcurrentRenewals)
 	}
+	if o.LockDuration < 0 {
+		return fmt.Errorf("lockrenew: Options.LockDuration is %v; want 0 (judge LockedUntil on the local clock) or the entity's lock duration", o.LockDuration)
+	}
 	return nil
 }
 
@@ -99,6 +112,15 @@ type Renewer struct {
 	concurrency int
 	logger      *slog.Logger
 	onLockLost  func(*azservicebus.ReceivedMessage, error)
+	lockDur     time.Duration // Options.LockDuration; 0: judge LockedUntil on the local clock
+
+	// clock is the offset of the local clock from the service's, learnt from renewals when lockDur is set.
+	clock struct {
+		mu     sync.Mutex    // guards the fields below
+		known  bool          // a renewal has succeeded
+		offset time.Duration // lower bound of local − service time, from the latest renewal
+		warned bool          // the disagreement warning was logged
+	}
 
 	// slots holds one token per RenewMessageLock call in flight; its capacity is the concurrency bound.
 	slots chan struct{}
@@ -139,6 +161,7 @@ func New(client LockRenewer, opts *Options) *Renewer {
 		concurrency: o.MaxConcurrentRenewals,
 		logger:      o.Logger,
 		onLockLost:  o.OnLockLost,
+		lockDur:     o.LockDuration,
 		slots:       make(chan struct{}, o.MaxConcurrentRenewals),
 		holds:       make(map[*hold]struct{}),
 	}
@@ -232,4 +255,58 @@ func LockedUntil(ctx context.Context) (t time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	return *h.lockedUntil.Load(), true
+}
+
+// initialExpiry returns when a lock whose LockedUntil is lockedUntil, handed to Hold at local time now, ends on
+// the local clock. Without LockDuration that is lockedUntil itself. With it: lockedUntil shifted by the clock
+// offset learnt from earlier renewals, if any; else lockedUntil read on the local clock, which cannot be
+// later than now + LockDuration (the lock was granted before Hold) nor already past for a lock just granted:
+// then the local clock is ahead, and the lock is renewed soon (half a lock from now) to learn the offset.
+func (r *Renewer) initialExpiry(lockedUntil, now time.Time) time.Time {
+	if r.lockDur <= 0 {
+		return lockedUntil
+	}
+	latest := now.Add(r.lockDur)
+	r.clock.mu.Lock()
+	known, offset := r.clock.known, r.clock.offset
+	r.clock.mu.Unlock()
+	switch {
+	case known:
+		return minTime(lockedUntil.Add(offset), latest)
+	case lockedUntil.After(now):
+		return minTime(lockedUntil, latest)
+	default:
+		return now.Add(r.lockDur / 2)
+	}
+}
+
+// renewedExpiry returns when a lock renewed by a call sent at local time sent, which the service extended to
+// lockedUntil, ends on the local clock. With LockDuration the service granted it at or after sent, so it ends
+// no earlier than sent + LockDuration, whatever the clocks say; the offset learnt serves later Holds.
+func (r *Renewer) renewedExpiry(sent, lockedUntil time.Time) time.Time {
+	if r.lockDur <= 0 {
+		return lockedUntil
+	}
+	expiry := sent.Add(r.lockDur)
+	offset := expiry.Sub(lockedUntil) // local − service, at most: the service granted it no earlier than sent
+	r.clock.mu.Lock()
+	r.clock.known, r.clock.offset = true, offset
+	warn := !r.clock.warned && offset.Abs() > max(2*time.Second, r.lockDur/10)
+	if warn {
+		r.clock.warned = true
+	}
+	r.clock.mu.Unlock()
+	if warn {
+		r.logger.Warn("lockrenew: LockedUntil disagrees with the local clock plus LockDuration; judging lock expiry with LockDuration",
+			slog.Duration("local_minus_service", offset), slog.Duration("lock_duration", r.lockDur),
+			slog.String("check", "the local clock is off, or LockDuration is not the entity's lock duration"))
+	}
+	return expiry
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -57,10 +57,10 @@ const (
 	MaxConcurrency = 1000
 	MinRunBudget   = time.Second
 
-	// DefaultLockDuration is the entity's lock duration assumed when HOLDFAST_LOCK_DURATION is not set:
-	// Azure's default for a new queue or subscription (PT1M), and the Bicep template's. Set the setting when
-	// the entity's lock is shorter, or the Service Bus clients retry too slowly to keep its locks after a
-	// dropped connection.
+	// DefaultLockDuration is the lock duration the client retries are sized for when HOLDFAST_LOCK_DURATION
+	// is not set: Azure's default for a new queue or subscription (PT1M), and the Bicep template's. Unset, the
+	// renewer compares LockedUntil with the local clock; set, it judges expiry on the service's clock, so the
+	// setting must equal the entity's lock duration.
 	DefaultLockDuration = time.Minute
 	// MinLockDuration and MaxLockDuration bound HOLDFAST_LOCK_DURATION: Azure allows 5 s to 5 min; the
 	// emulator's locks go down to 1 s.
@@ -123,8 +123,9 @@ type Config struct {
 	// HostJSONTimeout, or "" for the default.
 	FunctionTimeoutSource string
 
-	// LockDuration is the entity's lock duration (HOLDFAST_LOCK_DURATION; 0 means DefaultLockDuration); the
-	// Service Bus clients' retry options derive from it (lockrenew.RetryOptions).
+	// LockDuration is the entity's lock duration (HOLDFAST_LOCK_DURATION), 0 when unset. The Service Bus
+	// clients' retry options derive from it (lockrenew.RetryOptions; 0 sizes them for DefaultLockDuration),
+	// and when set the renewer judges lock expiry with it (lockrenew.Options.LockDuration).
 	LockDuration time.Duration
 }
 
@@ -206,7 +207,6 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 	errs = append(errs, parseDuration(get, SettingRunBudget, &c.RunBudget))
 	c.MaxLockRenewal = c.RunBudget
 	errs = append(errs, parseDuration(get, SettingMaxLockRenewal, &c.MaxLockRenewal))
-	c.LockDuration = DefaultLockDuration
 	errs = append(errs, parseDuration(get, SettingLockDuration, &c.LockDuration))
 	// A setting that failed to parse keeps its default, so Validate does not report it again; an invalid
 	// entity is reported by both, so duplicates are dropped.
@@ -288,7 +288,7 @@ func (c *Config) Validate() error {
 		add(&SettingError{Setting: SettingMaxLockRenewal, Problem: fmt.Sprintf("%v is not positive", c.MaxLockRenewal),
 			Fix: "use a positive duration, normally the run budget"})
 	}
-	if c.LockDuration != 0 && (c.LockDuration < MinLockDuration || c.LockDuration > MaxLockDuration) { // 0: the default
+	if c.LockDuration != 0 && (c.LockDuration < MinLockDuration || c.LockDuration > MaxLockDuration) { // 0: unset
 		add(&SettingError{Setting: SettingLockDuration, Problem: fmt.Sprintf("%v is out of range", c.LockDuration),
 			Fix: fmt.Sprintf("use the entity's lock duration, %v to %v (Azure allows 5s to 5m)", MinLockDuration, MaxLockDuration)})
 	}

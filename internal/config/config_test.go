@@ -40,7 +40,7 @@ func TestLoadDefaults(t *testing.T) {
 		ServiceBus: Connection{ConnectionString: sbConn}, Entity: Entity{Queue: "orders"},
 		DeferralTable: DefaultTable, BatchSize: 20, Concurrency: 8,
 		RunBudget: 4*time.Minute + 30*time.Second, MaxLockRenewal: 4*time.Minute + 30*time.Second,
-		Processor: "demo", FunctionTimeout: 5 * time.Minute, LockDuration: DefaultLockDuration,
+		Processor: "demo", FunctionTimeout: 5 * time.Minute,
 	}
 	if *c != want {
 		t.Fatalf("got %+v\nwant %+v", *c, want)

@@ -95,6 +95,9 @@ type Options struct {
 	Concurrency int
 	// MaxLockRenewal bounds how long one message's lock is renewed. 0 ⇒ Budget.
 	MaxLockRenewal time.Duration
+	// LockDuration is the entity's lock duration; when set, the renewer judges lock expiry on the service's
+	// clock (lockrenew.Options.LockDuration). 0 ⇒ LockedUntil is compared with the local clock.
+	LockDuration time.Duration
 	// MaxConcurrentRenewals bounds RenewMessageLock calls in flight. 0 ⇒ Concurrency (at least the
 	// renewer's own default when Concurrency is smaller).
 	MaxConcurrentRenewals int

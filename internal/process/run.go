@@ -60,6 +60,7 @@ func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options)
 	r.slots = make(chan struct{}, o.Concurrency)
 	r.renewer = lockrenew.New(rcv, &lockrenew.Options{
 		MaxRenewalDuration:    o.MaxLockRenewal,
+		LockDuration:          o.LockDuration,
 		MaxConcurrentRenewals: o.MaxConcurrentRenewals,
 		Logger:                o.Logger,
 	})

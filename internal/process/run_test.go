@@ -396,9 +396,9 @@ func TestLongWorkIsRenewed(t *testing.T) {
 }
 
 func TestMaxLockRenewalAbandons(t *testing.T) {
-	f := newFake(200*time.Millisecond, "block")
+	f := newFake(600*time.Millisecond, "block") // renewed at 300ms and 600ms (the renewer's floor is 250ms)
 	sp := &scripted{}
-	s, err := Run(context.Background(), f, sp, fast(&Options{MaxLockRenewal: 300 * time.Millisecond}))
+	s, err := Run(context.Background(), f, sp, fast(&Options{MaxLockRenewal: 700 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

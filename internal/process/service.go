@@ -102,6 +102,7 @@ func (s *Service) Run(ctx context.Context) (Summary, error) {
 		BatchSize:      s.cfg.BatchSize,
 		Concurrency:    s.cfg.Concurrency,
 		MaxLockRenewal: s.cfg.MaxLockRenewal,
+		LockDuration:   s.cfg.LockDuration,
 		NoMessageWait:  s.opts.NoMessageWait,
 		SettleTimeout:  s.opts.SettleTimeout,
 		ReceiveDone:    stopReceiving,
