@@ -2,10 +2,21 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-go fuzz-short fuzz infra-check bench
-# test: everything CI runs — vet, the whole suite with -race (the emulator runs in-process, Azurite is
-# started by the tests from node_modules), a short bounded run of every fuzz target, and the Bicep checks.
-test: infra-check test-go fuzz-short
+.PHONY: test test-go fuzz-short fuzz infra-check bench npm-deps fmt-check
+# test: everything CI runs — the npm packages installed if missing (as make start does), gofmt, vet, the whole
+# suite with -race (the emulator runs in-process, Azurite is started by the tests from node_modules), a short
+# bounded run of every fuzz target, and the Bicep checks. Works first on a fresh clone.
+test: npm-deps fmt-check infra-check test-go fuzz-short
+
+# npm-deps: npm ci when node_modules lacks a package of package-lock.json (or has another version).
+npm-deps:
+	@./scripts/ensure-npm.sh
+
+# fmt-check: gofmt -l must print nothing (tracked Go files; every Go file outside node_modules in a tarball).
+fmt-check:
+	@files=$$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'); \
+	out=$$(gofmt -l $$files); \
+	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 
 test-go:
 	$(GO) vet ./...
@@ -35,12 +46,12 @@ fuzz-short:
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=2m
 
-infra-check:
+infra-check: npm-deps
 	./scripts/infra-check.sh
 
 # --- local run and packaging -------------------------------------------------------------------
 # The Functions host finds functions only at the app root, so dist/ is staged from host.json, the
-# function folders and the handler binary.
+# function folders, local.settings.json (func start --script-root dist reads it there) and the handler binary.
 DIST        ?= dist
 PKGDIR      ?= bin/package
 PACKAGE_ZIP ?= bin/holdfast.zip
@@ -51,7 +62,7 @@ DEMO_ARGS   ?=
 dist:
 	rm -rf $(DIST)
 	mkdir -p $(DIST)
-	cp host.json $(DIST)/
+	cp host.json local.settings.json $(DIST)/
 	cp -R functions/. $(DIST)/
 
 build: dist

@@ -52,15 +52,7 @@ wait_port() {
   say "$name ready on port $port"
 }
 
-if [[ ! -f local.settings.json ]]; then
-  cp local.settings.example.json local.settings.json
-  say "created local.settings.json from local.settings.example.json"
-fi
-
-if [[ ! -x node_modules/.bin/azurite ]]; then
-  say "installing Azurite (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
-fi
+./scripts/ensure-npm.sh
 
 use_func=0
 if [[ "${USE_DEVHOST:-0}" != 1 ]] && command -v func >/dev/null 2>&1; then
@@ -94,7 +86,6 @@ pids+=($!)
 wait_port "Azurite" 10002 "${pids[-1]}"
 
 if ((use_func == 1)); then
-  cp local.settings.json dist/local.settings.json
   say "starting func start (Azure Functions Core Tools) on port $HOST_PORT"
   func start --script-root dist --port "$HOST_PORT" &
 else
