@@ -226,7 +226,6 @@ type expiryItem struct {
 	seq int64
 }
 
-
 // dedupe remembers message ids for a fixed window from their first sighting (Azure's window
 // does not slide: a duplicate does not extend it). Guarded by its owner's mutex.
 type dedupe struct {
