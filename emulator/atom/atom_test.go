@@ -427,3 +427,47 @@ func TestNamespaceProperties(t *testing.T) {
 		t.Errorf("namespace %+v, %v", p, err)
 	}
 }
+
+// TestAzureQuirks covers what Microsoft's admin tests expect beyond the obvious: a default rule
+// without a name is "$Default", a fresh subscription reports an access time, and Azure's texts
+// for properties fixed at creation.
+func TestAzureQuirks(t *testing.T) {
+	_, ac, _ := start(t)
+	if _, err := ac.CreateTopic(ctx(t), "t", nil); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := ac.CreateSubscription(ctx(t), "t", "s", &admin.CreateSubscriptionOptions{Properties: &admin.SubscriptionProperties{
+		DefaultRule: &admin.RuleProperties{Filter: &admin.FalseFilter{}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ac.GetRule(ctx(t), "t", "s", "$Default", nil)
+	if err != nil || r == nil {
+		t.Fatalf("$Default: %+v, %v", r, err)
+	}
+	if _, ok := r.Filter.(*admin.FalseFilter); !ok {
+		t.Errorf("$Default filter %#v, want the FalseFilter given", r.Filter)
+	}
+	rt, err := ac.GetSubscriptionRuntimeProperties(ctx(t), "t", "s", nil)
+	if err != nil || rt.AccessedAt.IsZero() {
+		t.Errorf("fresh subscription AccessedAt %v, %v; Azure reports the creation time", rt, err)
+	}
+	sub.RequiresSession = to.Ptr(true)
+	_, err = ac.UpdateSubscription(ctx(t), "t", "s", sub.SubscriptionProperties, nil)
+	if err == nil || !strings.Contains(err.Error(), "The value for the RequiresSession property of an existing Subscription cannot be changed") {
+		t.Errorf("RequiresSession change: %v", err)
+	}
+	tp, err := ac.GetTopic(ctx(t), "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.EnablePartitioning = to.Ptr(true)
+	if _, err := ac.UpdateTopic(ctx(t), "t", tp.TopicProperties, nil); err == nil || !strings.Contains(err.Error(), "Partitioning cannot be changed for Topic. ") {
+		t.Errorf("EnablePartitioning change: %v", err)
+	}
+	q, err := ac.CreateQueue(ctx(t), "q", &admin.CreateQueueOptions{Properties: &admin.QueueProperties{MaxMessageSizeInKilobytes: to.Ptr[int64](1024)}})
+	if err != nil || *q.MaxMessageSizeInKilobytes != 1024 {
+		t.Errorf("MaxMessageSizeInKilobytes as set: %+v, %v", q, err)
+	}
+}

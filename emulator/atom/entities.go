@@ -28,6 +28,7 @@ type meta struct {
 	authRules        string // the AuthorizationRules element as written back, or ""
 	forwardTo        string // ForwardTo as the client wrote it (an absolute URI)
 	forwardDLQTo     string
+	maxMessageKB     int64 // as set (Premium lets clients set it); 0: the server's limit
 }
 
 // defaultMeta is what Azure reports for a new entity's descriptive properties.
@@ -63,8 +64,9 @@ func (s *server) forget(path string) {
 	}
 }
 
-// readMeta reads the descriptive properties present in d over m.
-func readMeta(f *fields, m meta, update bool) meta {
+// readMeta reads the descriptive properties present in d over m (kind: Queue, Topic or
+// Subscription, for error texts).
+func readMeta(f *fields, m meta, update bool, kind string) meta {
 	m.maxSizeMB = f.integer("MaxSizeInMegabytes", m.maxSizeMB, 1, math.MaxInt32)
 	m.batched = f.boolean("EnableBatchedOperations", m.batched)
 	if v, ok := f.n.text("Status"); ok && v != "" {
@@ -80,8 +82,8 @@ func readMeta(f *fields, m meta, update bool) meta {
 		f.fail("AutoDeleteOnIdle", "%s is shorter than Azure's minimum PT5M", formatDuration(m.autoDelete))
 	}
 	partitioned := f.boolean("EnablePartitioning", m.partitioned)
-	if update && partitioned != m.partitioned {
-		f.fail("EnablePartitioning", "the value of an existing entity cannot be changed")
+	if update && partitioned != m.partitioned && f.err == nil {
+		f.err = badRequest("Partitioning cannot be changed for %s. ", kind) // Azure's words
 	}
 	if !update && partitioned {
 		// Azure creates 16 partitions of MaxSizeInMegabytes each and reports their total.
@@ -92,6 +94,7 @@ func readMeta(f *fields, m meta, update bool) meta {
 		m.userMetadata = &v
 	}
 	m.express = f.boolean("EnableExpress", m.express)
+	m.maxMessageKB = f.integer("MaxMessageSizeInKilobytes", m.maxMessageKB, 1, math.MaxInt32)
 	m.supportOrdering = f.boolean("SupportOrdering", m.supportOrdering)
 	m.filterExceptions = f.boolean("DeadLetteringOnFilterEvaluationExceptions", m.filterExceptions)
 	if n := f.n.child("AuthorizationRules"); n != nil {
@@ -148,7 +151,7 @@ func (s *server) putQueue(name string, d *node, update bool) (entryBody, error) 
 	readReceivable(f, &p, &m)
 	p.RequiresDuplicateDetection = f.boolean("RequiresDuplicateDetection", p.RequiresDuplicateDetection)
 	p.DuplicateDetectionHistoryTimeWindow = f.duration("DuplicateDetectionHistoryTimeWindow", p.DuplicateDetectionHistoryTimeWindow)
-	m = readMeta(f, m, update)
+	m = readMeta(f, m, update, "Queue")
 	if f.err != nil {
 		return entryBody{}, f.err
 	}
@@ -188,12 +191,23 @@ func writeTimes(x *writer, st broker.EntityStats) {
 	x.time("AccessedAt", st.AccessedAt)
 }
 
+// messageKB is the MaxMessageSizeInKilobytes reported: as set, else the server's limit.
+func (s *server) messageKB(m meta) int64 {
+	if m.maxMessageKB > 0 {
+		return m.maxMessageKB
+	}
+	return s.maxKB
+}
+
 // brokerErr maps a broker error of a create or update to the service's answer.
 func (s *server) brokerErr(err error, kind, name string) error {
 	var ce *broker.ConfigError
+	var ie *broker.ImmutableError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &ie):
+		return badRequest("%s", ie.Error())
 	case errors.Is(err, broker.ErrEntityExists):
 		return conflict("the messaging entity %q already exists (%v)", name, err)
 	case errors.Is(err, broker.ErrEntityNotFound):
@@ -259,7 +273,7 @@ func (s *server) queueEntry(name string) (entryBody, error) {
 	if m.userMetadata != nil {
 		x.elem("UserMetadata", *m.userMetadata)
 	}
-	x.integer("MaxMessageSizeInKilobytes", s.maxKB)
+	x.integer("MaxMessageSizeInKilobytes", s.messageKB(m))
 	x.close("QueueDescription")
 	return entryBody{xml: x.b.String(), created: st.CreatedAt, updated: st.UpdatedAt}, nil
 }
@@ -327,7 +341,7 @@ func (s *server) putTopic(name string, d *node, update bool) (entryBody, error) 
 	p.DefaultMessageTimeToLive = f.duration("DefaultMessageTimeToLive", p.DefaultMessageTimeToLive)
 	p.RequiresDuplicateDetection = f.boolean("RequiresDuplicateDetection", p.RequiresDuplicateDetection)
 	p.DuplicateDetectionHistoryTimeWindow = f.duration("DuplicateDetectionHistoryTimeWindow", p.DuplicateDetectionHistoryTimeWindow)
-	m = readMeta(f, m, update)
+	m = readMeta(f, m, update, "Topic")
 	if f.err != nil {
 		return entryBody{}, f.err
 	}
@@ -401,7 +415,7 @@ func (s *server) topicEntry(name string) (entryBody, error) {
 	x.elem("EntityAvailabilityStatus", "Available")
 	x.boolean("EnableSubscriptionPartitioning", false)
 	x.boolean("EnableExpress", m.express)
-	x.integer("MaxMessageSizeInKilobytes", s.maxKB)
+	x.integer("MaxMessageSizeInKilobytes", s.messageKB(m))
 	x.integer("SqlFilterCount", sqlFilters)
 	x.integer("CorrelationFilterCount", correlationFilters)
 	x.close("TopicDescription")
@@ -437,7 +451,7 @@ func (s *server) putSubscription(topic, name string, d *node, update bool) (entr
 		DeadLetteringOnMessageExpiration: qp.DeadLetteringOnMessageExpiration, RequiresSession: qp.RequiresSession,
 		ForwardTo: qp.ForwardTo, ForwardDeadLetteredMessagesTo: qp.ForwardDeadLetteredMessagesTo,
 	}
-	m = readMeta(f, m, update)
+	m = readMeta(f, m, update, "Subscription")
 	var rules []broker.RuleConfig
 	if rd := d.child("DefaultRuleDescription"); rd != nil && !update {
 		r, err := readRule(rd, broker.DefaultRuleName)
@@ -477,6 +491,11 @@ func (s *server) subscriptionEntry(topic, name string) (entryBody, error) {
 		return entryBody{}, err
 	}
 	st := e.Stats()
+	if st.AccessedAt.IsZero() {
+		// Azure reports a subscription as accessed when it is created (Microsoft's
+		// TestAdminClient_ListSubscriptionRuntimeProperties), unlike a queue or topic.
+		st.AccessedAt = st.CreatedAt
+	}
 	m := s.metaFor(path, st.CreatedAt)
 	active := st.Active + st.Deferred
 	var x writer

@@ -322,7 +322,7 @@ func (t TopicConfig) validate(path string) error {
 		rules := map[string]string{}
 		for k, r := range s.Rules {
 			rp := fmt.Sprintf("%s.Rules[%d]", sp, k)
-			if err := checkName(rp+".Name", r.Name, rules); err != nil {
+			if err := checkRuleName(rp+".Name", r.Name, rules); err != nil {
 				return err
 			}
 			if err := r.Properties.validate(rp + ".Properties"); err != nil {

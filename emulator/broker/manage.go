@@ -13,12 +13,21 @@ import (
 // (RequiresSession, RequiresDuplicateDetection).
 var ErrImmutableProperty = errors.New("property cannot be changed")
 
-// immutable returns the error Azure answers an update that changes a property fixed at
-// creation ("The value for the RequiresSession property of an existing Queue cannot be
-// changed", Microsoft's TestAdminClient_UpdateQueue).
-func immutable(property, kind string) error {
-	return fmt.Errorf("the value for the %s property of an existing %s cannot be changed: %w", property, kind, ErrImmutableProperty)
+// ImmutableError is an update that changes a property fixed at creation. Its text is Azure's
+// ("The value for the RequiresSession property of an existing Queue cannot be changed",
+// Microsoft's TestAdminClient_UpdateQueue and TestAdminClient_UpdateSubscription). It wraps
+// ErrImmutableProperty.
+type ImmutableError struct {
+	Property, Kind string // e.g. RequiresSession, Queue
 }
+
+func (e *ImmutableError) Error() string {
+	return fmt.Sprintf("The value for the %s property of an existing %s cannot be changed.", e.Property, e.Kind)
+}
+
+func (e *ImmutableError) Unwrap() error { return ErrImmutableProperty }
+
+func immutable(property, kind string) error { return &ImmutableError{Property: property, Kind: kind} }
 
 // defaultRule is the rule Azure gives a subscription created without one.
 func defaultRule() RuleConfig {
@@ -237,14 +246,28 @@ func (e *Entity) touch() {
 	e.mu.Unlock()
 }
 
-// checkRule checks a rule added at run time: a name of 1 to 50 characters without the URL
-// delimiters / \ ? # (Azure allows "$Default" and other names entity names may not have),
-// and a filter as in Config.json.
+// checkRule checks a rule added at run time: its name (checkRuleName) and a filter as in
+// Config.json.
 func checkRule(r RuleConfig) error {
-	if r.Name == "" || len(r.Name) > 50 || strings.ContainsAny(r.Name, "/\\?#") {
-		return &ConfigError{Path: "Rule.Name", Msg: fmt.Sprintf("%q: a rule name has 1 to 50 characters and none of / \\ ? #", r.Name)}
+	if err := checkRuleName("Rule.Name", r.Name, map[string]string{}); err != nil {
+		return err
 	}
 	return r.Properties.validate("Rule.Properties")
+}
+
+// checkRuleName checks a rule name: 1 to 50 characters without the URL delimiters / \ ? #
+// (Azure's rule names may start with '$', as "$Default" does), unique case-insensitively in
+// seen.
+func checkRuleName(path, name string, seen map[string]string) error {
+	if name == "" || len(name) > 50 || strings.ContainsAny(name, "/\\?#") {
+		return &ConfigError{Path: path, Msg: fmt.Sprintf("%q: a rule name has 1 to 50 characters and none of / \\ ? #", name)}
+	}
+	key := strings.ToLower(name)
+	if prev, dup := seen[key]; dup {
+		return &ConfigError{Path: path, Msg: fmt.Sprintf("%q duplicates %s (names are case-insensitive)", name, prev)}
+	}
+	seen[key] = path
+	return nil
 }
 
 func ruleIndex(rules []RuleConfig, name string) int {
