@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/holdfast-dev/holdfast/internal/ledger"
@@ -143,25 +144,54 @@ func TestContinuationIsBoundToTheSelection(t *testing.T) {
 	}
 }
 
+// TestMessageIDIsPureAndShort checks the MessageID the copy path actually gives a copy (invariant 5): the same
+// for the same (entity, sequence number) whatever else the original carries and whichever Service instance
+// builds it, different across entities and sequence numbers, at most 128 characters, and what MessageID
+// documents.
 func TestMessageIDIsPureAndShort(t *testing.T) {
+	tc, err := aztables.NewClientWithNoCredential("http://127.0.0.1:1/devstoreaccount1/unused", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyID := func(entity string, seq int64, origID, body string, resubmits int64) string {
+		t.Helper()
+		l, err := ledger.New(tc, &ledger.Options{Entity: entity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := New(&Options{Ledger: l, Receiver: (*azservicebus.Receiver)(nil), Sender: (*azservicebus.Sender)(nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &azservicebus.ReceivedMessage{MessageID: origID, SequenceNumber: &seq, Body: []byte(body),
+			ApplicationProperties: map[string]any{PropResubmitCount: resubmits}}
+		c, err := svc.copyOf(m, ledger.Row{SequenceNumber: seq, ResubmitCount: resubmits, Reason: "r"})
+		if err != nil || c.MessageID == nil {
+			t.Fatalf("copyOf: %v, %v", c, err)
+		}
+		return *c.MessageID
+	}
 	long := strings.Repeat("q", 260) + "/Subscriptions/" + strings.Repeat("s", 50)
 	tests := []struct {
 		entity string
 		seq    int64
-	}{{"orders", 1}, {"orders", 1<<63 - 1}, {long, 42}}
+	}{{"orders", 1}, {"orders", 2}, {"orders", 1<<63 - 1}, {"invoices", 1}, {long, 42}}
 	seen := map[string]bool{}
 	for _, tt := range tests {
-		id := MessageID(tt.entity, tt.seq)
-		if id != MessageID(tt.entity, tt.seq) || len(id) > 128 || !strings.HasPrefix(id, "hf-") || !strings.HasSuffix(id, fmt.Sprint("-", tt.seq)) {
-			t.Errorf("MessageID(%.20q, %d) = %q", tt.entity, tt.seq, id)
+		id := copyID(tt.entity, tt.seq, "original", "body", 0)
+		if again := copyID(tt.entity, tt.seq, "another-id", "another body", 3); again != id {
+			t.Errorf("copies of (%.20q, %d) got MessageIDs %q and %q; want one that depends on nothing else", tt.entity, tt.seq, id, again)
+		}
+		if want := MessageID(tt.entity, tt.seq); id != want {
+			t.Errorf("copy of (%.20q, %d) has MessageID %q; MessageID says %q", tt.entity, tt.seq, id, want)
+		}
+		if len(id) > 128 || !strings.HasPrefix(id, "hf-") || !strings.HasSuffix(id, fmt.Sprint("-", tt.seq)) {
+			t.Errorf("copy of (%.20q, %d): MessageID %q", tt.entity, tt.seq, id)
 		}
 		if seen[id] {
-			t.Errorf("MessageID %q repeated", id)
+			t.Errorf("MessageID %q repeated across entities or sequence numbers", id)
 		}
 		seen[id] = true
-	}
-	if MessageID("orders", 7) == MessageID("invoices", 7) {
-		t.Error("two entities share a MessageID")
 	}
 }
 

@@ -307,14 +307,29 @@ func TestEmulatorServiceRunLeavesNoGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := process.NewService(&process.ServiceOptions{Config: cfg, Processor: &working{d: 100 * time.Millisecond},
-		NoMessageWait: time.Second})
+	// The work outlasts the receive loop (it stops a second after the last message): a Run that did not wait
+	// for its workers would return while they run.
+	var inflight atomic.Int64
+	w := &working{d: 1500 * time.Millisecond}
+	p := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		inflight.Add(1)
+		defer inflight.Add(-1)
+		out := w.Process(ctx, m)
+		if ctx.Err() != nil {
+			time.Sleep(300 * time.Millisecond) // winding down after cancellation; not synchronisation
+		}
+		return out
+	})
+	svc, err := process.NewService(&process.ServiceOptions{Config: cfg, Processor: p, NoMessageWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := svc.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := inflight.Load(); n != 0 {
+		t.Fatalf("Run returned with %d processor calls still running", n)
 	}
 	if s.Received != 3 || s.Completed != 3 {
 		t.Fatalf("summary %+v", s)
