@@ -161,6 +161,8 @@ func (c *call) run(ctx context.Context, start time.Time) error {
 		n := c.s.o.PageSize
 		if c.sel.All {
 			n = min(n, c.limit-c.res.Processed)
+		} else if n, err = c.window(ctx); err != nil || n == 0 {
+			break
 		}
 		var msgs []*azservicebus.ReceivedMessage
 		if msgs, err = c.receive(ctx, n); err != nil || len(msgs) == 0 {
@@ -175,8 +177,10 @@ func (c *call) run(ctx context.Context, start time.Time) error {
 			c.res.Continuation = encodeCursor(c.action, c.sel, c.after)
 			break
 		}
-		// A peek of one message is cheaper than a receive that waits ReceiveWait on an empty DLQ.
-		more, err = c.more(ctx)
+		if c.sel.All {
+			// A peek of one message is cheaper than a receive that waits ReceiveWait on an empty DLQ.
+			more, err = c.more(ctx)
+		}
 	}
 	if err != nil {
 		return err
@@ -207,6 +211,24 @@ func (c *call) more(ctx context.Context) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// window returns how many of the next PageSize messages after c.after are active and not beyond the last
+// selected number: a sequence-number selection receives no more than that, so it holds (and abandons)
+// nothing it could have left alone. One peek.
+func (c *call) window(ctx context.Context) (int, error) {
+	from := c.after + 1
+	got, err := c.s.o.Shared.PeekMessages(ctx, c.s.o.PageSize, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: peek: %w", err)
+	}
+	n := 0
+	for _, m := range got {
+		if m.SequenceNumber != nil && *m.SequenceNumber <= c.last && m.State == azservicebus.MessageStateActive {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // receive returns up to n messages, or none when nothing arrived within ReceiveWait (the messages a peek

@@ -21,7 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-//go:embed assets/index.html assets/app.js assets/app.css
+//go:embed assets/index.html assets/app.js assets/app.css assets/favicon.svg
 var assets embed.FS
 
 // CSP is the Content-Security-Policy of every answer.
@@ -31,8 +31,9 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 var page = template.Must(template.ParseFS(assets, "assets/index.html"))
 
 var static = map[string]string{
-	"app.js":  "text/javascript; charset=utf-8",
-	"app.css": "text/css; charset=utf-8",
+	"app.js":      "text/javascript; charset=utf-8",
+	"app.css":     "text/css; charset=utf-8",
+	"favicon.svg": "image/svg+xml",
 }
 
 // Handler serves GET (and HEAD) /api/ui, /api/ui/ and /api/ui/:asset. Anything else is 404 or 405, as

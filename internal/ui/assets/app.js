@@ -286,8 +286,9 @@ async function detail(seq) {
     tr.append(el("th", k), el("td", v));
     tbody.append(tr);
   };
-  for (const [k, v] of [["Message ID", m.messageId], ["State", m.state], ["Enqueued at", when(m.enqueuedAt)], ["Expires at", when(m.expiresAt)],
-    ["Delivery count", String(m.deliveryCount)], ["Time to live", m.timeToLive], ["Content type", m.contentType], ["Subject", m.subject],
+  const dlq = state.tab === "deadletter"; // a dead-letter queue does not observe time-to-live
+  for (const [k, v] of [["Message ID", m.messageId], ["State", m.state], ["Enqueued at", when(m.enqueuedAt)], ["Expires at", dlq ? "" : when(m.expiresAt)],
+    ["Delivery count", String(m.deliveryCount)], ["Time to live", dlq ? "" : m.timeToLive], ["Content type", m.contentType], ["Subject", m.subject],
     ["Correlation ID", m.correlationId], ["Dead-letter reason", m.deadLetterReason], ["Dead-letter description", m.deadLetterErrorDescription],
     ["Dead-letter source", m.deadLetterSource]]) {
     if (v) add(fields, k, v);
