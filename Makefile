@@ -2,11 +2,12 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-go fuzz-short fuzz infra-check bench npm-deps fmt-check
+.PHONY: test test-go fuzz-short fuzz infra-check bench npm-deps fmt-check test-ui ui-screenshot
 # test: everything CI runs — the npm packages installed if missing (as make start does), gofmt, vet, the whole
 # suite with -race (the emulator runs in-process, Azurite is started by the tests from node_modules), a short
-# bounded run of every fuzz target, and the Bicep checks. Works first on a fresh clone.
-test: npm-deps fmt-check infra-check test-go fuzz-short
+# bounded run of every fuzz target, the Bicep checks and the operator page in headless chromium (test-ui).
+# Works first on a fresh clone.
+test: npm-deps fmt-check infra-check test-go fuzz-short test-ui
 
 # npm-deps: npm ci when node_modules lacks a package of package-lock.json (or has another version).
 npm-deps:
@@ -21,6 +22,14 @@ fmt-check:
 test-go:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# test-ui: the operator page driven in Debian's chromium (/usr/bin/chromium, or HOLDFAST_CHROMIUM) against
+# the dev-host stack. ui-screenshot runs it and saves the last screen as docs/operator-page.png.
+test-ui:
+	$(GO) test -race -count=1 -tags browser -run '^TestOperatorPage' ./e2e/
+
+ui-screenshot:
+	HOLDFAST_SCREENSHOT=$(CURDIR)/docs/operator-page.png $(GO) test -count=1 -tags browser -run '^TestOperatorPage' ./e2e/
 
 # Every fuzz target as package:Target. fuzz-short runs each for FUZZTIME (make test); `make fuzz` longer.
 FUZZ_TARGETS := \
@@ -90,7 +99,7 @@ deploy-consumption:
 
 # --- benchmarks (not in CI) ----------------------------------------------------------------------
 # bench prints one table per goal: emulator CPU vs client CPU (sbbench), P1 run vs raw SDK loop,
-# P2 renewals per lock window, P3 drain (1k vs 10k), P4 handler start-up, and the micro-benchmarks.
+# P2 renewals per lock window, P3 drain (1k vs 10k), the dead-letter drain (1k vs 10k), P4 handler start-up, and the micro-benchmarks.
 bench:
 	$(GO) build -o bin/sbemulator ./cmd/sbemulator
 	$(GO) build -o bin/handler ./handler
@@ -98,5 +107,6 @@ bench:
 	$(GO) test -run='^$$' -bench=BenchmarkRunVsRawLoop -benchtime=5x ./internal/process/
 	$(GO) run ./cmd/hfbench renew
 	$(GO) test -run='^$$' -bench='^BenchmarkResubmit$$' -benchtime=1x ./internal/drain/
+	$(GO) test -run='^$$' -bench='^BenchmarkResubmitDeadLetters$$' -benchtime=1x ./internal/deadletter/
 	$(GO) run ./cmd/hfbench startup -handler bin/handler
 	$(GO) test -run='^$$' -bench=. -benchmem ./emulator/amqp/ ./emulator/broker/ ./lockrenew/

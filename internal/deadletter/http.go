@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -100,6 +101,12 @@ func (h *Handler) Action(c echo.Context) error {
 		return drain.WriteError(c, h.log, err)
 	}
 	res, err := h.svc.Run(req.Context(), action, sel)
+	if err != nil && !errors.Is(err, drain.ErrBadRequest) {
+		// Failed after it started: answer what it did, as the deferred drain does.
+		res.Partial, res.Error = true, err.Error()
+		h.log.Error("dead-letter drain call failed after it started; answering what it did", slog.Any("error", err))
+		return c.JSON(drain.PartialStatus, res)
+	}
 	if err != nil {
 		return drain.WriteError(c, h.log, err)
 	}

@@ -101,7 +101,7 @@ type call struct {
 // limit or budget is reached (the first page always runs; the answer then carries a continuation), the DLQ
 // has nothing more to receive, or the scan window (MaxHeld, MaxHeldBytes, half a lock) is full. Per-message
 // problems are reported in the Result; a non-nil error (bad request, receiver unavailable, ctx ended) comes
-// with the Result of the pages done. Messages held without acting on them are abandoned before Run returns,
+// with the Result of the pages done, whose Continuation resumes the call. Messages held without acting on them are abandoned before Run returns,
 // on a context detached from ctx, as are the settlements of messages whose copies were sent.
 func (s *Service) Run(ctx context.Context, action drain.Action, sel drain.Selection) (Result, error) {
 	start := s.now()
@@ -183,6 +183,11 @@ func (c *call) run(ctx context.Context, start time.Time) error {
 		}
 	}
 	if err != nil {
+		// What was decided stands; the continuation resumes after it.
+		c.res.Continuation = encodeCursor(c.action, c.sel, c.after)
+		if ctx.Err() == nil {
+			c.classify(ctx)
+		}
 		return err
 	}
 	c.classify(ctx)

@@ -81,7 +81,11 @@ async function api(path, body) {
   } catch (e) {
     data = null;
   }
-  if (!res.ok) throw new Error((data && data.error) || res.status + " " + res.statusText);
+  if (!res.ok) {
+    const err = new Error((data && data.error) || res.status + " " + res.statusText);
+    err.result = data; // a drain call that failed after it started answers what it did ("partial")
+    throw err;
+  }
   return data;
 }
 
@@ -233,18 +237,12 @@ async function act(action) {
     for (let call = 1; ; call++) {
       $("progress-text").textContent = action + ": call " + call + ", " + total.processed + " processed so far";
       const res = await api(t.path + "/" + action, body);
-      total.processed += res.processed || 0;
-      total.resubmitted += res.resubmitted || 0;
-      total.completed += res.completed || 0;
-      total.deadLettered += res.deadLettered || 0;
-      total.released += res.released || 0;
-      total.skipped += res.skippedCount || 0;
-      total.notFound.push(...(res.notFound || []));
-      total.failed.push(...(res.failed || []));
+      add(total, res);
       if (!res.continuation) break;
       body.continuation = res.continuation;
     }
   } catch (err) {
+    if (err.result && err.result.partial) add(total, err.result);
     showError(err);
   } finally {
     state.busy = false;
@@ -252,6 +250,17 @@ async function act(action) {
   }
   showResult(action, total);
   await load();
+}
+
+function add(total, res) {
+  total.processed += res.processed || 0;
+  total.resubmitted += res.resubmitted || 0;
+  total.completed += res.completed || 0;
+  total.deadLettered += res.deadLettered || 0;
+  total.released += res.released || 0;
+  total.skipped += res.skippedCount || 0;
+  total.notFound.push(...(res.notFound || []));
+  total.failed.push(...(res.failed || []));
 }
 
 function showResult(action, r) {
