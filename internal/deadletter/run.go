@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -493,15 +492,4 @@ func (c *call) dryRun(ctx context.Context, start time.Time) error {
 }
 
 // forEach calls f(0…n-1) with at most Concurrency calls in flight and returns when all have returned.
-func (c *call) forEach(n int, f func(i int)) {
-	sem := make(chan struct{}, c.s.o.Concurrency)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			f(i)
-		})
-	}
-	wg.Wait()
-}
+func (c *call) forEach(n int, f func(i int)) { drain.ForEach(n, c.s.o.Concurrency, f) }

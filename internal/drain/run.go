@@ -235,12 +235,16 @@ func (s *Service) getRows(ctx context.Context, seqs []int64, out *result) ([]led
 }
 
 // forEach calls f(0…n-1) with at most Concurrency calls in flight and returns when all have returned.
-func (s *Service) forEach(n int, f func(i int)) {
+func (s *Service) forEach(n int, f func(i int)) { ForEach(n, s.o.Concurrency, f) }
+
+// ForEach calls f(0…n-1) with at most limit calls in flight (a single call runs on the caller's goroutine)
+// and returns when all have returned.
+func ForEach(n, limit int, f func(i int)) {
 	if n == 1 {
 		f(0)
 		return
 	}
-	sem := make(chan struct{}, s.o.Concurrency)
+	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i := range n {
 		sem <- struct{}{}
