@@ -187,6 +187,8 @@ type summary struct {
 	Deferred     int   `json:"deferred"`
 	Renewals     int   `json:"renewals"`
 	LocksLost    int   `json:"locksLost"`
+	Stuck        int   `json:"stuck"`
+	Due          int   `json:"due"`
 	DurationMs   int64 `json:"durationMs"`
 }
 

@@ -147,6 +147,7 @@ param concurrency int = 8
 @description('HOLDFAST_PROCESSOR: the built-in message processor. Only processors this version of the handler has are allowed.')
 @allowed([
   'demo'
+  'webhook'
 ])
 param processor string = 'demo'
 
@@ -154,6 +155,19 @@ param processor string = 'demo'
 @secure()
 @maxLength(2048)
 param webhookUrl string = ''
+
+@description('HOLDFAST_WEBHOOK_TIMEOUT: Go duration bounding one webhook request (at most the run budget); empty for the run budget.')
+@maxLength(20)
+param webhookTimeout string = ''
+
+@description('HOLDFAST_WEBHOOK_HEADERS: JSON object of static request headers for the webhook. May carry a key, so it is secure; empty for none.')
+@secure()
+@maxLength(4096)
+param webhookHeaders string = ''
+
+@description('HOLDFAST_WEBHOOK_AUDIENCE: Entra application ID URI or client ID of the webhook endpoint; requests then carry a token of the app identity. Empty for none.')
+@maxLength(256)
+param webhookAudience string = ''
 
 @description('ProcessQueueSchedule: NCRONTAB (six fields, seconds first) of the ProcessQueue timer.')
 @minLength(11)
@@ -269,6 +283,9 @@ module functionApp 'modules/functionapp.bicep' = {
     concurrency: concurrency
     processor: processor
     webhookUrl: webhookUrl
+    webhookTimeout: webhookTimeout
+    webhookHeaders: webhookHeaders
+    webhookAudience: webhookAudience
     processQueueSchedule: processQueueSchedule
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount

@@ -462,6 +462,7 @@ func TestAppSettings(t *testing.T) {
 		config.SettingStorageURI, config.SettingStorageCred, config.SettingStorageClientID,
 		config.SettingEntity, config.SettingTable, config.SettingBatchSize, config.SettingConcurrency,
 		config.SettingRunBudget, config.SettingMaxLockRenewal, config.SettingProcessor, config.SettingWebhookURL,
+		config.SettingWebhookTimeout, config.SettingWebhookHeaders, config.SettingWebhookAudience,
 		config.SettingLockDuration, "ProcessQueueSchedule",
 		"AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
 		"AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId", config.SettingFunctionTimeout, config.SettingLockDuration,

@@ -100,6 +100,7 @@ param concurrency int
 @description('HOLDFAST_PROCESSOR: the built-in message processor.')
 @allowed([
   'demo'
+  'webhook'
 ])
 param processor string
 
@@ -107,6 +108,19 @@ param processor string
 @secure()
 @maxLength(2048)
 param webhookUrl string
+
+@description('HOLDFAST_WEBHOOK_TIMEOUT: Go duration bounding one webhook request; empty for the run budget.')
+@maxLength(20)
+param webhookTimeout string
+
+@description('HOLDFAST_WEBHOOK_HEADERS: JSON object of static webhook request headers. May carry a key, so it is secure.')
+@secure()
+@maxLength(4096)
+param webhookHeaders string
+
+@description('HOLDFAST_WEBHOOK_AUDIENCE: Entra audience of the webhook endpoint; empty for no token.')
+@maxLength(256)
+param webhookAudience string
 
 @description('ProcessQueueSchedule: six-field NCRONTAB schedule of the ProcessQueue timer.')
 @minLength(11)
@@ -173,6 +187,9 @@ var commonSettings = {
   HOLDFAST_LOCK_DURATION: '${lockDurationSeconds}s'
   HOLDFAST_PROCESSOR: processor
   HOLDFAST_WEBHOOK_URL: webhookUrl
+  HOLDFAST_WEBHOOK_TIMEOUT: webhookTimeout
+  HOLDFAST_WEBHOOK_HEADERS: webhookHeaders
+  HOLDFAST_WEBHOOK_AUDIENCE: webhookAudience
   ProcessQueueSchedule: processQueueSchedule
 }
 

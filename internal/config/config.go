@@ -34,7 +34,6 @@ const (
 	SettingMaxLockRenewal      = "HOLDFAST_MAX_LOCK_RENEWAL"
 	SettingLockDuration        = "HOLDFAST_LOCK_DURATION"
 	SettingProcessor           = "HOLDFAST_PROCESSOR"
-	SettingWebhookURL          = "HOLDFAST_WEBHOOK_URL"
 	// SettingFunctionTimeout overrides host.json's functionTimeout, for the host and for the handler alike.
 	SettingFunctionTimeout = "AzureFunctionsJobHost__functionTimeout"
 )
@@ -113,8 +112,9 @@ type Config struct {
 	RunBudget      time.Duration
 	MaxLockRenewal time.Duration
 	// Processor is the built-in processor HOLDFAST_PROCESSOR names, or "" when the program supplies its own.
-	Processor  string
-	WebhookURL string
+	Processor string
+	// Webhook configures the webhook processor; read only when Processor is "webhook".
+	Webhook Webhook
 
 	// FunctionTimeout is the host's functionTimeout the run must fit in: AzureFunctionsJobHost__functionTimeout
 	// when set, else host.json's functionTimeout, else 5 min (see LoadWith).
@@ -176,7 +176,6 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 		BatchSize:       DefaultBatchSize,
 		Concurrency:     DefaultConcurrency,
 		Processor:       DefaultProcessor,
-		WebhookURL:      get(SettingWebhookURL),
 	}
 	errs = append(errs, c.loadFunctionTimeout(get, opts.FunctionTimeout))
 	c.ServiceBus = Connection{
@@ -207,6 +206,9 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 	errs = append(errs, parseDuration(get, SettingRunBudget, &c.RunBudget))
 	c.MaxLockRenewal = c.RunBudget
 	errs = append(errs, parseDuration(get, SettingMaxLockRenewal, &c.MaxLockRenewal))
+	if c.Processor == "webhook" {
+		errs = append(errs, c.loadWebhook(get))
+	}
 	errs = append(errs, parseDuration(get, SettingLockDuration, &c.LockDuration))
 	// A setting that failed to parse keeps its default, so Validate does not report it again; an invalid
 	// entity is reported by both, so duplicates are dropped.
@@ -308,7 +310,7 @@ func (c *Config) validateProcessor() error {
 	case "demo", "":
 		return nil
 	case "webhook":
-		return &SettingError{Setting: SettingProcessor, Problem: `"webhook" is not available in this version`, Fix: `use "demo"`}
+		return c.validateWebhook()
 	default:
 		return &SettingError{Setting: SettingProcessor, Problem: fmt.Sprintf("unknown processor %q", c.Processor), Fix: `use "demo" or "webhook"`}
 	}

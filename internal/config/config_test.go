@@ -135,7 +135,21 @@ func TestLoadInvalid(t *testing.T) {
 		{"lock duration too long", map[string]string{SettingLockDuration: "6m"}, SettingLockDuration, "out of range"},
 		{"lock duration too short", map[string]string{SettingLockDuration: "500ms"}, SettingLockDuration, "out of range"},
 		{"processor unknown", map[string]string{SettingProcessor: "lambda"}, SettingProcessor, "unknown processor"},
-		{"processor webhook", map[string]string{SettingProcessor: "webhook", SettingWebhookURL: "https://x"}, SettingProcessor, "not available"},
+		{"webhook without URL", map[string]string{SettingProcessor: "webhook"}, SettingWebhookURL, "not set"},
+		{"webhook relative URL", wh(SettingWebhookURL, "/work"), SettingWebhookURL, "relative"},
+		{"webhook host-less URL", wh(SettingWebhookURL, "work.example.com/x"), SettingWebhookURL, "relative"},
+		{"webhook scheme", wh(SettingWebhookURL, "ftp://work.example.com/x"), SettingWebhookURL, `scheme "ftp"`},
+		{"webhook user info", wh(SettingWebhookURL, "https://u:p@work.example.com/x"), SettingWebhookURL, "user information"},
+		{"webhook timeout over budget", wh(SettingWebhookTimeout, "5m"), SettingWebhookTimeout, "longer than the run budget"},
+		{"webhook timeout not duration", wh(SettingWebhookTimeout, "30"), SettingWebhookTimeout, "Go duration"},
+		{"webhook timeout zero", wh(SettingWebhookTimeout, "0s"), SettingWebhookTimeout, "not positive"},
+		{"webhook headers not JSON", wh(SettingWebhookHeaders, "X-Key: 1"), SettingWebhookHeaders, "JSON object"},
+		{"webhook headers number", wh(SettingWebhookHeaders, `{"X-Key":1}`), SettingWebhookHeaders, "JSON object"},
+		{"webhook header name", wh(SettingWebhookHeaders, `{"X Key":"1"}`), SettingWebhookHeaders, "token"},
+		{"webhook header newline", wh(SettingWebhookHeaders, `{"X-Key":"1\r\nX-Evil: 2"}`), SettingWebhookHeaders, "control character"},
+		{"webhook header reserved", wh(SettingWebhookHeaders, `{"content-type":"text/plain"}`), SettingWebhookHeaders, "Content-Type"},
+		{"webhook header ours", wh(SettingWebhookHeaders, `{"X-Holdfast-Message-Id":"x"}`), SettingWebhookHeaders, "X-Holdfast-Message-Id"},
+		{"webhook audience whitespace", wh(SettingWebhookAudience, "api://work x"), SettingWebhookAudience, "whitespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +171,39 @@ func TestLoadInvalid(t *testing.T) {
 				t.Errorf("error %q does not mention %q and %q", err, tt.setting, tt.want)
 			}
 		})
+	}
+}
+
+// wh returns webhook settings with a valid URL and k set to v.
+func wh(k, v string) map[string]string {
+	m := map[string]string{SettingProcessor: "webhook", SettingWebhookURL: "https://work.example.com/messages"}
+	m[k] = v
+	return m
+}
+
+func TestLoadWebhook(t *testing.T) {
+	c, err := Load(env(base(map[string]string{SettingProcessor: "webhook", SettingWebhookURL: "http://127.0.0.1:8081/work",
+		SettingWebhookHeaders: `{"x-api-key":"k1"}`, SettingWebhookAudience: "api://work"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Webhook.Timeout != c.RunBudget || c.Webhook.URL != "http://127.0.0.1:8081/work" || c.Webhook.Scope() != "api://work/.default" {
+		t.Fatalf("webhook %+v (scope %q)", c.Webhook, c.Webhook.Scope())
+	}
+	h, err := ParseWebhookHeaders(c.Webhook.Headers, true)
+	if err != nil || h.Get("X-Api-Key") != "k1" || len(h) != 1 {
+		t.Fatalf("headers %v, %v", h, err)
+	}
+	if _, err := ParseWebhookHeaders(`{"Authorization":"Basic eA=="}`, true); err == nil {
+		t.Fatal("a static Authorization header accepted alongside the audience token")
+	}
+	if _, err := ParseWebhookHeaders(`{"Authorization":"Basic eA=="}`, false); err != nil {
+		t.Fatalf("a static Authorization header without an audience: %v", err)
+	}
+	// Webhook settings are not read for another processor.
+	c, err = Load(env(base(map[string]string{SettingWebhookURL: "not a url", SettingWebhookTimeout: "x"})))
+	if err != nil || c.Webhook != (Webhook{}) {
+		t.Fatalf("demo processor with bad webhook settings: %+v, %v", c, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/holdfast-dev/holdfast/internal/config"
 	"github.com/holdfast-dev/holdfast/processor"
 )
 
@@ -93,9 +94,17 @@ func TestNew(t *testing.T) {
 	if p, err := New("demo", nil); err != nil || p == nil {
 		t.Fatalf("demo: %v", err)
 	}
-	for _, name := range []string{"webhook", "nope", ""} {
+	for _, name := range []string{"nope", ""} {
 		if _, err := New(name, nil); !errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), "HOLDFAST_PROCESSOR") {
 			t.Errorf("%q: %v", name, err)
 		}
+	}
+	cfg := &config.Config{Webhook: config.Webhook{URL: "https://work.example.com/x", Timeout: time.Minute, Headers: `{"X-Api-Key":"k"}`}}
+	if p, err := New("webhook", cfg); err != nil || p == nil {
+		t.Fatalf("webhook: %v", err)
+	}
+	cfg.Webhook.Headers = `{"Host":"x"}`
+	if _, err := New("webhook", cfg); err == nil || !strings.Contains(err.Error(), config.SettingWebhookHeaders) {
+		t.Fatalf("webhook with a reserved header: %v", err)
 	}
 }
