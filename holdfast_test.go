@@ -234,6 +234,13 @@ func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
 
 	vars := map[string]string{"ServiceBusConnection": srv.ConnectionString(), "HOLDFAST_ENTITY": "orders", "FUNCTIONS_CUSTOMHANDLER_PORT": "0"}
 	o, out, _ := testOptions(vars, t.TempDir())
+	// The processor tells when it holds the message, then works until the shutdown cancels it.
+	started := make(chan struct{}, 1)
+	o.Processor = processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		started <- struct{}{}
+		<-ctx.Done()
+		return processor.Abandon(context.Cause(ctx))
+	})
 	addrc := make(chan string, 1)
 	o.Ready = func(a string) { addrc <- a }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -261,10 +268,10 @@ func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
 		resc <- r
 	}()
 	// Wait until the run holds the message, then stop the handler as the host would (SIGTERM).
-	for deadline := time.Now().Add(20 * time.Second); entity.Stats().Locked == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("message never received; log %s", out)
-		}
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("message never received; log %s", out)
 	}
 	cancel()
 	select {
