@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		settings = fs.String("settings", "", "local.settings.json path (default <script-root>/local.settings.json)")
 		addr     = fs.String("addr", "127.0.0.1:7071", "listen address for /api/<route> and /admin/functions/<name>")
 		level    = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		format   = fs.String("log-format", "auto", "log format: text (readable lines), json, or auto (text when stdout is a terminal)")
 		drain    = fs.Duration("drain-timeout", 30*time.Second, "how long shutdown waits for running invocations")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -46,8 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "devhost: -log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: lv}))
-
+	log, err := newLogger(*format, stdout, lv)
+	if err != nil {
+		fmt.Fprintf(stderr, "devhost: -log-format: %v\n", err)
+		return 2
+	}
 	h, err := devhost.New(&devhost.Options{
 		ScriptRoot: *root, SettingsPath: *settings, Addr: *addr, Logger: log, DrainTimeout: *drain,
 	})
@@ -71,4 +75,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// newLogger returns the dev host's logger: readable lines (devhost.NewConsoleHandler) for "text", JSON for
+// "json", and for "auto" text when w is a terminal, JSON otherwise (a pipe or a file gets JSON lines).
+func newLogger(format string, w io.Writer, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch {
+	case format == "text", format == "auto" && isTerminal(w):
+		return slog.New(devhost.NewConsoleHandler(w, opts)), nil
+	case format == "json", format == "auto":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%q: use text, json or auto", format)
+}
+
+// isTerminal reports whether w is a character device (a terminal), without a dependency: a file, a pipe or a
+// buffer is not.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,5 +44,47 @@ func writeFile(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Readable lines on a terminal (or with -log-format text), JSON lines otherwise.
+func TestNewLogger(t *testing.T) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	file, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if isTerminal(&bytes.Buffer{}) || isTerminal(file) || !isTerminal(devNull) {
+		t.Errorf("isTerminal: buffer %v, file %v, character device %v", isTerminal(&bytes.Buffer{}), isTerminal(file), isTerminal(devNull))
+	}
+	for _, tc := range []struct {
+		format string
+		json   bool
+	}{{"json", true}, {"auto", true}, {"text", false}} {
+		var buf bytes.Buffer
+		log, err := newLogger(tc.format, &buf, slog.LevelInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("listening", "addr", "127.0.0.1:7071")
+		line := strings.TrimSpace(buf.String())
+		if got := json.Valid([]byte(line)); got != tc.json {
+			t.Errorf("-log-format %s: %q, JSON %v, want %v", tc.format, line, got, tc.json)
+		}
+		if !tc.json && !strings.HasSuffix(line, "INFO  listening addr=127.0.0.1:7071") {
+			t.Errorf("-log-format text: %q", line)
+		}
+	}
+	if _, err := newLogger("xml", &bytes.Buffer{}, slog.LevelInfo); err == nil {
+		t.Error("-log-format xml accepted")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-log-format", "xml"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "-log-format") {
+		t.Errorf("run -log-format xml = %d, %q", code, stderr.String())
 	}
 }

@@ -11,7 +11,8 @@
 //     root) with arguments (%Setting% expanded), FUNCTIONS_CUSTOMHANDLER_PORT and _WORKER_ID, their
 //     legacy FUNCTIONS_HTTPWORKER_* twins and FUNCTIONS_APP_ROOT_PATH;
 //   - logs each handler stdout line at Info and each stderr line at Error (Warn if it contains
-//     "warn"); JSON lines are embedded as JSON;
+//     "warn"); JSON lines are embedded as JSON, or, with NewConsoleHandler (cmd/devhost on a
+//     terminal), printed as the handler's own readable line;
 //   - waits for readiness by polling GET / every 25 ms (any HTTP answer counts), for 30 s;
 //   - fires timer triggers on their NCRONTAB schedule (6 fields, or 5 without seconds, in UTC as
 //     in Azure) or TimeSpan ("hh:mm:ss") schedule, with %Setting% substitution and runOnStartup;
@@ -27,7 +28,9 @@
 //     routes are matched case-insensitively against route templates with {param}, {param?},
 //     {*rest} and {param:constraint} (constraints not checked), then the methods list; anything
 //     else is 404;
-//   - serves POST /admin/functions/<name> with {"input":""}: runs the timer now, answers 202;
+//   - serves POST /admin/functions/<name> with {"input":""}: runs the timer now, answers 202; with
+//     ?wait=true (the dev host's own addition) it answers once the run is over, with an AdminResult
+//     (status, duration, return value, logs), which `make demo` prints;
 //   - on Close: stops the schedules and the listener, waits (bounded) for running invocations
 //     and forwarded requests, sends SIGTERM to the handler (SIGKILL after a grace period) and
 //     waits for it.

@@ -510,3 +510,51 @@ func TestTimerOverrunCatchUp(t *testing.T) {
 		t.Errorf("handler saw %d concurrent runs", fr.MaxConcurrent)
 	}
 }
+
+// With ?wait=true the admin endpoint answers when the run is over, with its return value; a failed
+// invocation is a 502 whose body says why; the plain form still answers 202 at once.
+func TestAdminWait(t *testing.T) {
+	root := writeApp(t, map[string]string{"ProcessQueue": timerFn("0 0 0 1 1 *", false), "Fail": timerFn("0 0 0 1 1 *", false)},
+		map[string]string{"FAKE_TIMER_DELAY": "200ms"})
+	th := newTestHost(t, root, nil)
+	post := func(path string) (int, AdminResult, []byte) {
+		t.Helper()
+		resp, err := http.Post("http://"+th.Addr()+path, "application/json", strings.NewReader(`{"input":""}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var res AdminResult
+		if resp.StatusCode != http.StatusAccepted {
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatalf("%s: status %d, body %q: %v", path, resp.StatusCode, b, err)
+			}
+		}
+		return resp.StatusCode, res, b
+	}
+	status, res, _ := post("/admin/functions/ProcessQueue?wait=true")
+	if status != http.StatusOK || res.Error != "" || res.Status != 200 || res.DurationMs < 200 || res.InvocationID == "" {
+		t.Fatalf("wait: status %d, %+v", status, res)
+	}
+	var rv fakeReturn
+	if err := json.Unmarshal(res.ReturnValue, &rv); err != nil || rv.N != 1 || len(res.Logs) != 1 || res.Logs[0] != "run 1" {
+		t.Errorf("return value %s (%v), logs %q", res.ReturnValue, err, res.Logs)
+	}
+	if r := th.next(t); r.InvocationID != res.InvocationID {
+		t.Errorf("OnInvocation saw %s, the answer names %s", r.InvocationID, res.InvocationID)
+	}
+
+	status, res, _ = post("/admin/functions/Fail?wait=1")
+	if status != http.StatusBadGateway || !strings.Contains(res.Error, "boom") || res.Status != 500 {
+		t.Errorf("failed run: status %d, %+v", status, res)
+	}
+	th.next(t)
+	if status, _, b := post("/admin/functions/ProcessQueue?wait=maybe"); status != http.StatusBadRequest || !strings.Contains(string(b), "wait") {
+		t.Errorf("bad wait: status %d %s", status, b)
+	}
+	if status, _, _ := post("/admin/functions/ProcessQueue"); status != http.StatusAccepted {
+		t.Errorf("plain admin call: status %d, want 202", status)
+	}
+	th.next(t)
+}

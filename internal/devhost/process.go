@@ -126,6 +126,12 @@ func (hp *handlerProc) waitReady(ctx context.Context, timeout time.Duration) err
 	}
 }
 
+// Messages of the records that carry a line of the handler's output in their "line" attribute.
+const (
+	msgHandlerStdout = "handler stdout"
+	msgHandlerStderr = "handler stderr"
+)
+
 // lineLogger turns a child's output stream into log records, one per line: stdout at Info, stderr
 // at Error (Warn when the line contains "warn"), as the host does. A line that is a JSON object is
 // embedded as JSON. Safe for concurrent use; exec's copying goroutine is the only writer.
@@ -174,11 +180,11 @@ func (l *lineLogger) emit(line string) {
 	}
 	switch {
 	case !l.stderr:
-		l.log.Info("handler stdout", "line", v)
+		l.log.Info(msgHandlerStdout, "line", v)
 	case strings.Contains(strings.ToLower(line), "warn"):
-		l.log.Warn("handler stderr", "line", v)
+		l.log.Warn(msgHandlerStderr, "line", v)
 	default:
-		l.log.Error("handler stderr", "line", v)
+		l.log.Error(msgHandlerStderr, "line", v)
 	}
 	if l.keep > 0 {
 		l.recent = append(l.recent, line)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -91,9 +92,24 @@ func (h *Host) matchHTTP(method, path string) *httpFunc {
 	return nil
 }
 
+// AdminResult is the dev host's answer to POST /admin/functions/<name>?wait=true: the invocation's
+// outcome once it finished. The Functions host has no such mode (it answers 202 at once); the dev
+// host adds it so that `make demo` can wait for the run and report it.
+type AdminResult struct {
+	Function     string          `json:"function"`
+	InvocationID string          `json:"invocationId"`
+	Status       int             `json:"status"` // the handler's HTTP status; 0 if it did not answer
+	DurationMs   int64           `json:"durationMs"`
+	ReturnValue  json.RawMessage `json:"returnValue"`
+	Logs         []string        `json:"logs"`
+	Error        string          `json:"error,omitempty"` // set when the invocation failed
+}
+
 // admin serves POST /admin/functions/<name> with body {"input":"…"}: it starts the timer function
-// and answers 202 at once, as the host does. The invocation waits for a running one of the same
-// function (no overlap).
+// and answers 202 at once, as the host does. With ?wait=true (dev host only) it answers when the
+// invocation has finished: 200 with an AdminResult, or 502 with one whose error says why it
+// failed. The invocation waits for a running one of the same function (no overlap); it is owned by
+// the host and goes on if the caller disconnects.
 func (h *Host) admin(w http.ResponseWriter, r *http.Request, name string) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -117,15 +133,44 @@ func (h *Host) admin(w http.ResponseWriter, r *http.Request, name string) {
 		writeJSONError(w, http.StatusBadRequest, "body must be JSON like {\"input\":\"\"}: "+err.Error())
 		return
 	}
+	wait := false
+	if v := r.URL.Query().Get("wait"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeJSONError(w, http.StatusBadRequest, "wait must be true or false, got "+strconv.Quote(v))
+			return
+		}
+		wait = b
+	}
 	if !h.beginInvocation() {
 		writeJSONError(w, http.StatusServiceUnavailable, "the host is shutting down")
 		return
 	}
+	done := make(chan InvocationResult, 1)
 	go func() {
 		defer h.invocations.Done()
-		h.invokeTimer(h.invCtx, ts, TriggerAdmin)
+		done <- h.invokeTimer(h.invCtx, ts, TriggerAdmin)
 	}()
-	w.WriteHeader(http.StatusAccepted)
+	if !wait {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	select {
+	case res := <-done:
+		out := AdminResult{Function: res.Function, InvocationID: res.InvocationID, Status: res.StatusCode,
+			DurationMs: res.Duration.Milliseconds(), ReturnValue: res.ReturnValue, Logs: res.Logs}
+		if len(out.ReturnValue) == 0 {
+			out.ReturnValue = json.RawMessage("null")
+		}
+		status := http.StatusOK
+		if res.Err != nil {
+			out.Error, status = res.Err.Error(), http.StatusBadGateway
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(out)
+	case <-r.Context().Done(): // the caller left; the invocation goes on
+	}
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
