@@ -94,7 +94,13 @@ func TestTemplateRangeThroughHandlerConfig(t *testing.T) {
 	main := load(t, "main.bicep")
 	plans := mustAllowed(t, main, "hostingPlan")
 	templateProcessors := mustAllowed(t, main, "processor")
+	// The handler has both built-in processors, so the template must offer both (and each then loads below).
 	processors := []any{"demo", "webhook"}
+	for _, p := range processors {
+		if !slices.Contains(templateProcessors, p) {
+			t.Errorf("processor %q is not in main.bicep's @allowed", p)
+		}
+	}
 	for _, p := range templateProcessors {
 		if !slices.Contains(processors, p) {
 			processors = append(processors, p)
