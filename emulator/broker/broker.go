@@ -57,6 +57,20 @@ var (
 	// ErrInvalidMessage reports a message Send cannot accept (nil, or a malformed broker
 	// annotation).
 	ErrInvalidMessage = errors.New("invalid message")
+	// ErrNotAllowed reports an operation Service Bus refuses on this entity, such as
+	// dead-lettering a message received from a dead-letter queue.
+	ErrNotAllowed = errors.New("operation not allowed")
+)
+
+// Descriptions Service Bus puts in its errors, used verbatim so that clients matching on them
+// (Microsoft's own tests do: TestReceiver_RenewMessageLock) see the same text.
+const (
+	// LockLostDescription is the service's text for a lock token that is unknown, expired or
+	// already settled (com.microsoft:message-lock-lost, status 410).
+	LockLostDescription = "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue."
+	// DeferredNotFoundDescription is the service's text when receive-by-sequence-number finds
+	// no unlocked deferred message for a number (com.microsoft:message-not-found).
+	DeferredNotFoundDescription = "Failed to lock one or more specified messages. Either the message is already locked or does not exist."
 )
 
 // Subqueue and path suffixes, compared case-insensitively.
@@ -103,17 +117,34 @@ func New(cfg *Config, opts *Options) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	// Entities may forward to entities defined after them: create everything, then check.
 	for _, ns := range cfg.UserConfig.Namespaces {
 		for _, q := range ns.Queues {
-			if err := b.CreateQueue(q.Name, q.Properties); err != nil {
+			if err := b.createQueue(q.Name, q.Properties, false); err != nil {
 				b.Close()
 				return nil, err
 			}
 		}
 		for _, t := range ns.Topics {
-			if err := b.CreateTopicConfig(t); err != nil {
+			if err := b.createTopicConfig(t, false); err != nil {
 				b.Close()
 				return nil, err
+			}
+		}
+	}
+	for i, ns := range cfg.UserConfig.Namespaces {
+		for j, q := range ns.Queues {
+			if err := b.checkForwards(q.Name, q.Properties); err != nil {
+				b.Close()
+				return nil, &ConfigError{Path: fmt.Sprintf("UserConfig.Namespaces[%d].Queues[%d].Properties", i, j), Msg: err.Error()}
+			}
+		}
+		for j, t := range ns.Topics {
+			for k, sc := range t.Subscriptions {
+				if err := b.checkForwards(t.Name+SubscriptionsSegment+sc.Name, sc.Properties.queueProperties()); err != nil {
+					b.Close()
+					return nil, &ConfigError{Path: fmt.Sprintf("UserConfig.Namespaces[%d].Topics[%d].Subscriptions[%d].Properties", i, j, k), Msg: err.Error()}
+				}
 			}
 		}
 	}
@@ -142,12 +173,14 @@ func (b *Broker) Close() {
 
 // CreateTopicConfig creates a topic and its subscriptions as Config.json describes them. If
 // a subscription fails, the topic is deleted again.
-func (b *Broker) CreateTopicConfig(t TopicConfig) error {
+func (b *Broker) CreateTopicConfig(t TopicConfig) error { return b.createTopicConfig(t, true) }
+
+func (b *Broker) createTopicConfig(t TopicConfig, checkForwards bool) error {
 	if err := b.CreateTopic(t.Name, t.Properties); err != nil {
 		return err
 	}
 	for _, s := range t.Subscriptions {
-		if err := b.CreateSubscription(t.Name, s.Name, s.Properties, s.Rules); err != nil {
+		if err := b.createSubscription(t.Name, s.Name, s.Properties, s.Rules, checkForwards); err != nil {
 			_ = b.DeleteTopic(t.Name)
 			return err
 		}
@@ -169,13 +202,23 @@ func (b *Broker) nameFreeLocked(name string) error {
 
 // CreateQueue adds a queue (and its dead-letter subqueue). The name is checked with
 // ValidateEntityName and the properties against the Config limits; zero-valued properties
-// are not defaulted (start from DefaultQueueProperties).
+// are not defaulted (start from DefaultQueueProperties). ForwardTo and
+// ForwardDeadLetteredMessagesTo must name an existing queue or topic (ErrEntityNotFound).
 func (b *Broker) CreateQueue(name string, p QueueProperties) error {
+	return b.createQueue(name, p, true)
+}
+
+func (b *Broker) createQueue(name string, p QueueProperties, checkForwards bool) error {
 	if err := ValidateEntityName(name); err != nil {
 		return fmt.Errorf("broker: create queue: %w", err)
 	}
 	if err := p.validate("Properties"); err != nil {
 		return fmt.Errorf("broker: create queue %q: %w", name, err)
+	}
+	if checkForwards {
+		if err := b.checkForwards(name, p); err != nil {
+			return fmt.Errorf("broker: create queue %q: %w", name, err)
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -186,10 +229,11 @@ func (b *Broker) CreateQueue(name string, p QueueProperties) error {
 	if err := b.nameFreeLocked(name); err != nil {
 		return fmt.Errorf("broker: create queue %q: %w", name, err)
 	}
-	q := newEntity(name, KindQueue, p, b.clock, b.log)
-	q.dlq = newEntity(name+DeadLetterQueueSuffix, KindDeadLetterQueue, p, b.clock, b.log)
+	q := newEntity(b, name, KindQueue, p)
+	q.dlq = newEntity(b, name+DeadLetterQueueSuffix, KindDeadLetterQueue, p)
 	b.queues[key] = q
 	b.log.Info("queue created", "queue", name, "lockDuration", p.LockDuration, "maxDeliveryCount", p.MaxDeliveryCount)
+	b.warnExtensions(p.ExtensionWarnings("queue " + name))
 	return nil
 }
 
@@ -276,8 +320,13 @@ func (b *Broker) Send(path string, msgs ...*amqp.Message) error {
 // Schedule is Send returning the sequence numbers assigned, in order (0 for a message
 // dropped as a duplicate): the answer to schedule-message.
 func (b *Broker) Schedule(path string, msgs ...*amqp.Message) ([]int64, error) {
+	return b.sendHops(path, msgs, 0)
+}
+
+// sendHops is Schedule for messages that have taken hops auto-forwarding hops.
+func (b *Broker) sendHops(path string, msgs []*amqp.Message, hops int) ([]int64, error) {
 	if t, err := b.topic(path); err == nil {
-		return t.send(b.clock, msgs)
+		return t.send(b, msgs, hops)
 	} else if errors.Is(err, ErrClosed) {
 		return nil, err
 	}
@@ -288,7 +337,7 @@ func (b *Broker) Schedule(path string, msgs ...*amqp.Message) ([]int64, error) {
 	if e.kind != KindQueue {
 		return nil, fmt.Errorf("broker: send to %q (send to the queue or topic itself): %w", path, ErrSendToSubqueue)
 	}
-	return e.enqueue(msgs)
+	return e.enqueue(msgs, hops)
 }
 
 // CancelScheduled removes scheduled messages of a queue or topic by sequence number before
@@ -356,6 +405,13 @@ func (b *Broker) Stats() Stats {
 	}
 	slices.SortFunc(st.Entities, func(a, b EntityStats) int { return strings.Compare(a.Path, b.Path) })
 	return st
+}
+
+// warnExtensions logs each property accepted beyond Azure's limits.
+func (b *Broker) warnExtensions(warnings []string) {
+	for _, w := range warnings {
+		b.log.Warn(w)
+	}
 }
 
 // NoteManagementCall counts one request answered on $management or $cbs (the mgmt package

@@ -37,6 +37,17 @@ type NamespaceConfig struct {
 	Name   string
 	Queues []QueueConfig
 	Topics []TopicConfig
+	// SharedAccessPolicies (an emulator extension) are namespace policies besides the
+	// server's own key, each with its rights; they are enforced in strict auth mode.
+	SharedAccessPolicies []PolicyConfig
+}
+
+// PolicyConfig is a shared access policy: key name, key and rights ("Listen", "Send",
+// "Manage"; Manage needs the other two, as on Azure).
+type PolicyConfig struct {
+	Name   string
+	Key    string
+	Rights []string
 }
 
 // QueueConfig is one queue. Properties not present in the file take DefaultQueueProperties.
@@ -129,14 +140,15 @@ type QueueProperties struct {
 }
 
 // DefaultQueueProperties returns Azure Service Bus's defaults for a new queue: lock PT1M,
-// MaxDeliveryCount 10, TTL P14D (the portal's default), duplicate detection window PT10M.
-// The official emulator's schema defaults differ (3 deliveries, TTL PT1H); holdfast follows
-// Azure because the emulator stands in for a real namespace.
+// MaxDeliveryCount 10, TTL unlimited (TimeSpan.MaxValue, what the management API gives an
+// entity created without DefaultMessageTimeToLive; stored as MaxDuration), duplicate
+// detection window PT10M. The official emulator's schema defaults differ (3 deliveries, TTL
+// PT1H); holdfast follows Azure because the emulator stands in for a real namespace.
 func DefaultQueueProperties() QueueProperties {
 	return QueueProperties{
 		LockDuration:                        time.Minute,
 		MaxDeliveryCount:                    10,
-		DefaultMessageTimeToLive:            14 * 24 * time.Hour,
+		DefaultMessageTimeToLive:            MaxDuration,
 		DuplicateDetectionHistoryTimeWindow: 10 * time.Minute,
 	}
 }
@@ -156,6 +168,44 @@ const (
 	MinDuplicateDetectionWindow = 5 * time.Second
 	MaxDuplicateDetectionWindow = 7 * 24 * time.Hour
 )
+
+// Azure's own lower limits where the emulator accepts less. Values below them are emulator
+// extensions (so tests can expire locks and duplicate windows quickly): they are accepted,
+// and ExtensionWarnings names Azure's limit so that the start-up log says so.
+const (
+	AzureMinLockDuration             = 5 * time.Second  // LockDuration: PT5S..PT5M on Azure
+	AzureMinDuplicateDetectionWindow = 20 * time.Second // DuplicateDetectionHistoryTimeWindow: PT20S..P7D on Azure
+)
+
+// ExtensionWarnings lists the properties of p that Azure would reject but the emulator accepts,
+// each naming Azure's limit (nil when p is within Azure's limits). path prefixes the names.
+func (p QueueProperties) ExtensionWarnings(path string) []string {
+	var w []string
+	if p.LockDuration < AzureMinLockDuration {
+		w = append(w, fmt.Sprintf("%s.LockDuration %s is below Azure's minimum %s: accepted as an emulator extension (a real namespace rejects it)",
+			path, FormatISODuration(p.LockDuration), FormatISODuration(AzureMinLockDuration)))
+	}
+	if p.RequiresDuplicateDetection {
+		w = append(w, windowWarning(path, p.DuplicateDetectionHistoryTimeWindow)...)
+	}
+	return w
+}
+
+// ExtensionWarnings is QueueProperties.ExtensionWarnings for a topic.
+func (p TopicProperties) ExtensionWarnings(path string) []string {
+	if !p.RequiresDuplicateDetection {
+		return nil
+	}
+	return windowWarning(path, p.DuplicateDetectionHistoryTimeWindow)
+}
+
+func windowWarning(path string, window time.Duration) []string {
+	if window >= AzureMinDuplicateDetectionWindow {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s.DuplicateDetectionHistoryTimeWindow %s is below Azure's minimum %s: accepted as an emulator extension (a real namespace rejects it)",
+		path, FormatISODuration(window), FormatISODuration(AzureMinDuplicateDetectionWindow))}
+}
 
 // ConfigError reports a problem at one JSON path of Config.json.
 type ConfigError struct {
@@ -228,6 +278,13 @@ func (c *Config) Validate() error {
 				return err
 			}
 		}
+		policies := map[string]string{}
+		for j, pc := range ns.SharedAccessPolicies {
+			pp := fmt.Sprintf("%s.SharedAccessPolicies[%d]", base, j)
+			if err := pc.validate(pp, policies); err != nil {
+				return err
+			}
+		}
 		for j, t := range ns.Topics {
 			tp := fmt.Sprintf("%s.Topics[%d]", base, j)
 			if err := checkName(tp+".Name", t.Name, seen); err != nil {
@@ -237,6 +294,35 @@ func (c *Config) Validate() error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func (pc PolicyConfig) validate(path string, seen map[string]string) error {
+	if pc.Name == "" {
+		return &ConfigError{Path: path + ".Name", Msg: "must not be empty"}
+	}
+	if prev, dup := seen[pc.Name]; dup {
+		return &ConfigError{Path: path + ".Name", Msg: fmt.Sprintf("%q duplicates %s", pc.Name, prev)}
+	}
+	seen[pc.Name] = path
+	if pc.Key == "" {
+		return &ConfigError{Path: path + ".Key", Msg: "must not be empty"}
+	}
+	has := map[string]bool{}
+	for _, r := range pc.Rights {
+		switch strings.ToLower(r) {
+		case "listen", "send", "manage":
+			has[strings.ToLower(r)] = true
+		default:
+			return &ConfigError{Path: path + ".Rights", Msg: fmt.Sprintf("%q: must be Listen, Send or Manage", r)}
+		}
+	}
+	if len(has) == 0 {
+		return &ConfigError{Path: path + ".Rights", Msg: "must name at least one of Listen, Send, Manage"}
+	}
+	if has["manage"] && !(has["listen"] && has["send"]) {
+		return &ConfigError{Path: path + ".Rights", Msg: "Manage requires Listen and Send, as on Azure"}
 	}
 	return nil
 }
@@ -289,8 +375,11 @@ func (p QueueProperties) validate(path string) error {
 		return &ConfigError{Path: path + ".RequiresSession", Msg: "sessions are not supported yet"}
 	}
 	for _, f := range []struct{ name, v string }{{"ForwardTo", p.ForwardTo}, {"ForwardDeadLetteredMessagesTo", p.ForwardDeadLetteredMessagesTo}} {
-		if f.v != "" {
-			return &ConfigError{Path: path + "." + f.name, Msg: fmt.Sprintf("%q: auto-forwarding is not supported yet (leave it empty)", f.v)}
+		if f.v == "" {
+			continue
+		}
+		if err := ValidateEntityName(ForwardPath(f.v)); err != nil {
+			return &ConfigError{Path: path + "." + f.name, Msg: fmt.Sprintf("%q: %v", f.v, err)}
 		}
 	}
 	return nil
@@ -528,8 +617,21 @@ func (p *cfgParser) root(v any) *Config {
 }
 
 func (p *cfgParser) namespace(path string, v any) NamespaceConfig {
-	m := p.object(path, v, "Name", "Queues", "Topics")
+	m := p.object(path, v, "Name", "Queues", "Topics", "SharedAccessPolicies")
 	ns := NamespaceConfig{Name: p.str(path, m, "Name", "")}
+	for i, pv := range p.array(path+".SharedAccessPolicies", m["SharedAccessPolicies"]) {
+		pp := fmt.Sprintf("%s.SharedAccessPolicies[%d]", path, i)
+		pm := p.object(pp, pv, "Name", "Key", "Rights")
+		pc := PolicyConfig{Name: p.str(pp, pm, "Name", ""), Key: p.str(pp, pm, "Key", "")}
+		for j, rv := range p.array(pp+".Rights", pm["Rights"]) {
+			r, ok := rv.(string)
+			if !ok {
+				p.fail(fmt.Sprintf("%s.Rights[%d]", pp, j), "must be a string, got %s", jsonKind(rv))
+			}
+			pc.Rights = append(pc.Rights, r)
+		}
+		ns.SharedAccessPolicies = append(ns.SharedAccessPolicies, pc)
+	}
 	for i, qv := range p.array(path+".Queues", m["Queues"]) {
 		qp := fmt.Sprintf("%s.Queues[%d]", path, i)
 		q := p.object(qp, qv, "Name", "Properties")

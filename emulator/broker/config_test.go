@@ -84,7 +84,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"ttl too long", queue(`"DefaultMessageTimeToLive":"P10675200D"`), "UserConfig.Namespaces[0].Queues[1].Properties.DefaultMessageTimeToLive", "P10675199D"},
 		{"bool type", queue(`"RequiresSession":"no"`), "UserConfig.Namespaces[0].Queues[1].Properties.RequiresSession", "true or false"},
 		{"sessions", queue(`"RequiresSession":true`), "UserConfig.Namespaces[0].Queues[1].Properties.RequiresSession", "not supported"},
-		{"forward", queue(`"ForwardTo":"x"`), "UserConfig.Namespaces[0].Queues[1].Properties.ForwardTo", "not supported"},
+		{"forward", queue(`"ForwardTo":"no such//name"`), "UserConfig.Namespaces[0].Queues[1].Properties.ForwardTo", "must separate"},
 		{"dup window", queue(`"DuplicateDetectionHistoryTimeWindow":"PT1S"`), "UserConfig.Namespaces[0].Queues[1].Properties.DuplicateDetectionHistoryTimeWindow", "PT5S..P7D"},
 		{"duplicate name", `{"UserConfig":{"Namespaces":[{"Name":"n","Queues":[{"Name":"q"},{"Name":"Q"}]}]}}`, "UserConfig.Namespaces[0].Queues[1].Name", "duplicates"},
 		{"empty name", `{"UserConfig":{"Namespaces":[{"Name":"n","Queues":[{}]}]}}`, "UserConfig.Namespaces[0].Queues[0].Name", "must not be empty"},
@@ -173,4 +173,35 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		b.Close()
 	})
+}
+
+// Values Azure rejects are accepted as emulator extensions, and the start-up log names Azure's limit.
+func TestExtensionWarnings(t *testing.T) {
+	var logs bytes.Buffer
+	cfg, err := ParseConfig([]byte(`{"UserConfig": {"Namespaces": [{"Name": "ns",
+		"Queues": [{"Name": "short", "Properties": {"LockDuration": "PT1S", "RequiresDuplicateDetection": true, "DuplicateDetectionHistoryTimeWindow": "PT5S"}},
+		           {"Name": "azure", "Properties": {"LockDuration": "PT5S", "RequiresDuplicateDetection": true, "DuplicateDetectionHistoryTimeWindow": "PT20S"}}],
+		"Topics": [{"Name": "t", "Properties": {"RequiresDuplicateDetection": true, "DuplicateDetectionHistoryTimeWindow": "PT10S"},
+		            "Subscriptions": [{"Name": "s", "Properties": {"LockDuration": "PT2S"}}]}]}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	for _, want := range []string{
+		"queue short.LockDuration PT1S is below Azure's minimum PT5S",
+		"queue short.DuplicateDetectionHistoryTimeWindow PT5S is below Azure's minimum PT20S",
+		"topic t.DuplicateDetectionHistoryTimeWindow PT10S is below Azure's minimum PT20S",
+		"subscription t/Subscriptions/s.LockDuration PT2S is below Azure's minimum PT5S",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("start-up log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "queue azure.") {
+		t.Errorf("a queue within Azure's limits was warned about:\n%s", logs.String())
+	}
 }

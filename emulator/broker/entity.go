@@ -82,6 +82,7 @@ type Counters struct {
 	Scheduled, ScheduleCancelled               uint64 // messages stored as scheduled; cancelled before due
 	Duplicates                                 uint64 // sends dropped by duplicate detection
 	Expired                                    uint64 // messages whose TTL ran out (dead-lettered or dropped)
+	Forwarded                                  uint64 // messages auto-forwarded to another entity
 }
 
 // EntityStats is a snapshot of one entity. Active counts messages in the active state,
@@ -105,6 +106,7 @@ type EntityStats struct {
 // concurrent use and never block beyond the entity's mutex. Lock tokens are valid on any
 // link or connection: settlement looks them up per entity.
 type Entity struct {
+	b      *Broker // forwarding resolves destinations through it
 	path   string
 	kind   EntityKind
 	props  QueueProperties
@@ -125,6 +127,7 @@ type Entity struct {
 	expiry  minHeap[expiryItem] // (expires-at, seq) of active records with a TTL; may hold stale entries
 	expT    Timer               // the sweep timer for expiry's earliest entry; nil when none is armed
 	expAt   time.Time           // when expT fires
+	outbox  []forwardItem       // auto-forwarded messages to send once mu is released (unlock)
 
 	// created, updated, accessed: see EntityStats (guarded by mu).
 	created, updated, accessed time.Time
@@ -146,16 +149,17 @@ type record struct {
 
 	expires time.Time // when the TTL runs out; zero = never (or not yet active)
 	sched   Timer     // the activation timer of a scheduled record
+	hops    int       // auto-forwarding hops the message has taken to reach this entity
 }
 
-func newEntity(path string, kind EntityKind, p QueueProperties, c Clock, log *slog.Logger) *Entity {
+func newEntity(b *Broker, path string, kind EntityKind, p QueueProperties) *Entity {
 	e := &Entity{
-		path: path, kind: kind, props: p, clock: c, log: log.With("entity", path),
+		b: b, path: path, kind: kind, props: p, clock: b.clock, log: b.log.With("entity", path),
 		msgs: make(map[int64]*record), locks: make(map[amqp.UUID]*record),
 		ready:  minHeap[int64]{less: func(a, b int64) bool { return a < b }},
 		expiry: minHeap[expiryItem]{less: func(a, b expiryItem) bool { return a.at.Before(b.at) }},
 	}
-	e.created = now(c)
+	e.created = now(b.clock)
 	e.updated = e.created
 	if kind == KindQueue && p.RequiresDuplicateDetection {
 		e.dedup = newDedupe(p.DuplicateDetectionHistoryTimeWindow)
@@ -185,7 +189,7 @@ func (e *Entity) Properties() QueueProperties {
 // Available wakes them with nothing to receive.
 func (e *Entity) Err() error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	return e.gone
 }
 
@@ -199,7 +203,7 @@ func (e *Entity) Receive(max int, mode ReceiveMode) []Delivery {
 		return nil
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil || !e.hasReadyLocked() {
 		return nil
 	}
@@ -242,7 +246,7 @@ func (e *Entity) hasReadyLocked() bool {
 // fresh Available channel (broadcast: every waiter wakes).
 func (e *Entity) Available() <-chan struct{} {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil || e.hasReadyLocked() {
 		return closedChan
 	}
@@ -287,9 +291,18 @@ func (e *Entity) Defer(token amqp.UUID, propertiesToModify map[string]any) error
 }
 
 // DeadLetter moves the message to the dead-letter subqueue with application properties
-// DeadLetterReason and DeadLetterErrorDescription plus propertiesToModify. On a dead-letter
-// subqueue itself the message stays there (properties updated) and becomes available again.
+// DeadLetterReason and DeadLetterErrorDescription plus propertiesToModify. A message of a
+// dead-letter queue cannot be dead-lettered ("you can't dead-letter a message from a DLQ",
+// Azure's dead-letter queue documentation): ErrNotAllowed, and the message stays locked.
 func (e *Entity) DeadLetter(token amqp.UUID, reason, description string, propertiesToModify map[string]any) error {
+	if e.kind == KindDeadLetterQueue {
+		e.mu.Lock()
+		defer e.unlock()
+		if _, err := e.lockedLocked("dead-letter", token); err != nil {
+			return err
+		}
+		return fmt.Errorf("broker: dead-letter on %q: a message cannot be dead-lettered from a dead-letter queue: %w", e.path, ErrNotAllowed)
+	}
 	return e.settle("dead-letter", token, func(r *record) {
 		applyProps(r.msg, propertiesToModify)
 		e.count.DeadLettered++
@@ -312,7 +325,7 @@ func (e *Entity) Release(token amqp.UUID) error {
 // Unknown, expired or settled token ⇒ ErrLockLost.
 func (e *Entity) RenewLock(token amqp.UUID) (time.Time, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	r, err := e.lockedLocked("renew lock", token)
 	if err != nil {
 		return time.Time{}, err
@@ -332,7 +345,7 @@ func (e *Entity) Peek(fromSequenceNumber int64, max int) []*amqp.Message {
 		return nil
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil {
 		return nil
 	}
@@ -362,7 +375,7 @@ func (e *Entity) Peek(fromSequenceNumber int64, max int) []*amqp.Message {
 // the numbers, and changes nothing else.
 func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil {
 		return nil, fmt.Errorf("broker: receive deferred on %q: %w", e.path, e.gone)
 	}
@@ -380,8 +393,8 @@ func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, er
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("broker: receive deferred on %q: sequence numbers %v are not deferred messages of this entity (or are locked): %w",
-			e.path, missing, ErrMessageNotFound)
+		return nil, fmt.Errorf("%s (receive deferred on %q: sequence numbers %v are not unlocked deferred messages of this entity): %w",
+			DeferredNotFoundDescription, e.path, missing, ErrMessageNotFound)
 	}
 	out := make([]Delivery, 0, len(seqs))
 	for _, s := range seqs {
@@ -424,14 +437,14 @@ func (e *Entity) Stats() EntityStats {
 	return st
 }
 
-// enqueue stores new messages (Broker.Send, Broker.Schedule) and returns their sequence
-// numbers; a message dropped by duplicate detection gets 0.
-func (e *Entity) enqueue(msgs []*amqp.Message) ([]int64, error) {
+// enqueue stores new messages (Broker.Send, Broker.Schedule; hops > 0 when auto-forwarded) and
+// returns their sequence numbers; a message dropped by duplicate detection gets 0.
+func (e *Entity) enqueue(msgs []*amqp.Message, hops int) ([]int64, error) {
 	if err := checkMessages(e.path, msgs); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil {
 		return nil, fmt.Errorf("broker: send to %q: %w", e.path, e.gone)
 	}
@@ -445,7 +458,7 @@ func (e *Entity) enqueue(msgs []*amqp.Message) ([]int64, error) {
 		}
 		e.nextSeq++
 		seqs[i] = e.nextSeq
-		e.storeLocked(m, e.nextSeq, t)
+		e.storeLocked(m, e.nextSeq, t, hops)
 	}
 	e.notifyLocked()
 	return seqs, nil
@@ -470,9 +483,9 @@ func checkMessages(path string, msgs []*amqp.Message) error {
 // storeLocked stores one new message with sequence number seq at time t: scheduled when it
 // carries a future x-opt-scheduled-enqueue-time, otherwise active at once. Caller holds e.mu
 // and calls notifyLocked afterwards.
-func (e *Entity) storeLocked(m *amqp.Message, seq int64, t time.Time) {
+func (e *Entity) storeLocked(m *amqp.Message, seq int64, t time.Time, hops int) {
 	prepareStored(m, seq, t)
-	r := &record{seq: seq, msg: m}
+	r := &record{seq: seq, msg: m, hops: hops}
 	e.msgs[seq] = r
 	e.count.Sent++
 	e.accessed = t
@@ -555,7 +568,7 @@ func decorate(m *amqp.Message, r *record, withToken bool) {
 // settle runs f on the record locked by token after unlocking it, then wakes waiters.
 func (e *Entity) settle(op string, token amqp.UUID, f func(r *record)) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	r, err := e.lockedLocked(op, token)
 	if err != nil {
 		return err
@@ -574,11 +587,11 @@ func (e *Entity) lockedLocked(op string, token amqp.UUID) (*record, error) {
 	}
 	r, ok := e.locks[token]
 	if !ok {
-		return nil, fmt.Errorf("broker: %s on %q: lock token %s is unknown, expired or settled: %w", op, e.path, token, ErrLockLost)
+		return nil, fmt.Errorf("%s (%s on %q: lock token %s is unknown, expired or settled): %w", LockLostDescription, op, e.path, token, ErrLockLost)
 	}
 	if !now(e.clock).Before(r.until) {
 		e.expireLocked(r)
-		return nil, fmt.Errorf("broker: %s on %q: lock token %s expired at %s: %w", op, e.path, token, r.until.Format(time.RFC3339Nano), ErrLockLost)
+		return nil, fmt.Errorf("%s (%s on %q: lock token %s expired at %s): %w", LockLostDescription, op, e.path, token, r.until.Format(time.RFC3339Nano), ErrLockLost)
 	}
 	return r, nil
 }
@@ -605,7 +618,7 @@ func (e *Entity) disarmLocked(r *record) {
 // so a stale timer whose record was settled or moved never touches that record.
 func (e *Entity) expireToken(tok amqp.UUID) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil {
 		return
 	}
@@ -631,9 +644,14 @@ func (e *Entity) unlockLocked(r *record) {
 }
 
 // failedDeliveryLocked counts a delivery that ended without settlement (abandon, lock
-// expiry): dead-letter at MaxDeliveryCount, else make an active message available again.
+// expiry, defer): dead-letter at MaxDeliveryCount, else make an active message available
+// again. In a dead-letter queue nothing is counted: MaxDeliveryCount does not apply there and
+// the count the message arrived with stays (Microsoft's TestMessageSettlementUsingReceiver
+// abandons a message in the DLQ and expects the same delivery count back).
 func (e *Entity) failedDeliveryLocked(r *record) {
-	r.count++
+	if e.kind != KindDeadLetterQueue {
+		r.count++
+	}
 	if e.dlq != nil && int(r.count) >= e.props.MaxDeliveryCount {
 		e.deadLetterLocked(r, ReasonMaxDeliveryCountExceeded,
 			fmt.Sprintf("Message could not be consumed after %d delivery attempts.", r.count))
@@ -644,25 +662,37 @@ func (e *Entity) failedDeliveryLocked(r *record) {
 	}
 }
 
-// deadLetterLocked moves an unlocked record to the dead-letter subqueue, keeping its sequence
-// number and enqueued time, resetting its delivery count, and making it active there.
+// deadLetterLocked dead-letters an unlocked record of a queue or subscription: to its
+// ForwardDeadLetteredMessagesTo destination when it has one, else to its dead-letter subqueue.
 func (e *Entity) deadLetterLocked(r *record, reason, description string) {
-	m := r.msg
+	if to := e.props.ForwardDeadLetteredMessagesTo; to != "" {
+		stampDeadLetter(r.msg, reason, description)
+		r.msg.Annotations[AnnotationDeadLetterSource] = e.path
+		e.forwardLocked(r, to)
+		return
+	}
+	e.moveToDLQLocked(r, reason, description)
+}
+
+func stampDeadLetter(m *amqp.Message, reason, description string) {
 	if m.ApplicationProperties == nil {
 		m.ApplicationProperties = make(map[string]any, 2)
 	}
 	m.ApplicationProperties[PropDeadLetterReason] = reason
 	m.ApplicationProperties[PropDeadLetterErrorDescription] = description
-	if e.dlq == nil { // already in a dead-letter subqueue: it stays here, available again
-		r.state = MessageStateActive
-		e.readyLocked(r)
-		return
-	}
+}
+
+// moveToDLQLocked moves an unlocked record to the dead-letter subqueue, keeping its sequence
+// number, enqueued time and delivery count (Microsoft's TestMessageSettlementUsingReceiver:
+// abandoned once, then dead-lettered, the DLQ delivers it with delivery count 2), and making it
+// active there.
+func (e *Entity) moveToDLQLocked(r *record, reason, description string) {
+	m := r.msg
+	stampDeadLetter(m, reason, description)
 	delete(e.msgs, r.seq)
 	r.inReady = false
 	r.expires = time.Time{} // messages do not expire in a dead-letter subqueue
 	m.Annotations[AnnotationDeadLetterSource] = e.path
-	r.count = 0
 	r.state = MessageStateActive
 	e.log.Debug("message dead-lettered", "sequenceNumber", r.seq, "reason", reason)
 	e.dlq.adopt(r)
@@ -671,7 +701,7 @@ func (e *Entity) deadLetterLocked(r *record, reason, description string) {
 // adopt stores a record moved from the parent entity (whose lock the caller holds).
 func (e *Entity) adopt(r *record) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil {
 		return // the subqueue is being deleted with its parent
 	}

@@ -189,6 +189,13 @@ func TestSettlementTransitions(t *testing.T) {
 		{name: "dead-letter", settle: func(e *Entity, _ *ManualClock, tok amqp.UUID) error {
 			return e.DeadLetter(tok, "why", "because", map[string]any{"extra": true})
 		}, wantDLQ: "why", wantProps: map[string]any{"extra": true, PropDeadLetterErrorDescription: "because"}},
+		// The count survives the move (TestMessageSettlementUsingReceiver in the SDK's live tests).
+		{name: "abandon then dead-letter", settle: func(e *Entity, _ *ManualClock, tok amqp.UUID) error {
+			if err := e.Abandon(tok, nil); err != nil {
+				return err
+			}
+			return e.DeadLetter(e.Receive(1, PeekLock)[0].LockToken, "why", "", nil)
+		}, wantDLQ: "why", wantCount: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +235,9 @@ func TestSettlementTransitions(t *testing.T) {
 				got = dl[0].Message
 				if got.ApplicationProperties[PropDeadLetterReason] != tt.wantDLQ {
 					t.Errorf("DeadLetterReason %v, want %q", got.ApplicationProperties[PropDeadLetterReason], tt.wantDLQ)
+				}
+				if got.Header.DeliveryCount != tt.wantCount {
+					t.Errorf("DLQ delivery count %d, want %d", got.Header.DeliveryCount, tt.wantCount)
 				}
 				if dl[0].SequenceNumber != d.SequenceNumber {
 					t.Errorf("DLQ sequence number %d, want the original %d", dl[0].SequenceNumber, d.SequenceNumber)
@@ -277,18 +287,29 @@ func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 			if desc, _ := props[PropDeadLetterErrorDescription].(string); desc == "" {
 				t.Error("no DeadLetterErrorDescription")
 			}
-			if d.Message.Header.DeliveryCount != 0 {
-				t.Errorf("DLQ delivery count %d, want 0", d.Message.Header.DeliveryCount)
+			// The count the message had is kept (the service reports MaxDeliveryCount deliveries).
+			if d.Message.Header.DeliveryCount != 3 {
+				t.Errorf("DLQ delivery count %d, want 3", d.Message.Header.DeliveryCount)
 			}
 			if st := e.Stats(); st.DeadLettered != 1 || st.Active != 0 || st.Counters.DeadLettered != 0 {
 				t.Errorf("stats %+v, want 1 dead-lettered, 0 active, no explicit dead-letters", st)
 			}
-			// Abandoning in the DLQ never moves the message again.
+			// Abandoning in the DLQ neither moves the message again nor counts a delivery.
 			for i := 0; i < 5; i++ {
 				if err := e.DeadLetterQueue().Abandon(d.LockToken, nil); err != nil {
 					t.Fatal(err)
 				}
 				d = receiveOne(t, e.DeadLetterQueue(), PeekLock)
+				if d.Message.Header.DeliveryCount != 3 {
+					t.Fatalf("DLQ delivery count after %d abandons: %d, want 3", i+1, d.Message.Header.DeliveryCount)
+				}
+			}
+			// A message of a DLQ cannot be dead-lettered; it stays locked.
+			if err := e.DeadLetterQueue().DeadLetter(d.LockToken, "again", "", nil); !errors.Is(err, ErrNotAllowed) {
+				t.Fatalf("dead-letter from the DLQ: %v, want ErrNotAllowed", err)
+			}
+			if err := e.DeadLetterQueue().Complete(d.LockToken); err != nil {
+				t.Fatalf("complete after the refused dead-letter: %v", err)
 			}
 		})
 	}

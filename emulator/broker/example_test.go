@@ -23,7 +23,7 @@ func ExampleParseConfig() {
 		"Queues": [{"Name": "orders", "Properties": {"LockDurationn": "PT5S"}}]}]}}`))
 	fmt.Println(err != nil)
 	// Output:
-	// orders 5s 10 336h0m0s
+	// orders 5s 10 2562047h47m16.854775807s
 	// true
 }
 

@@ -33,32 +33,23 @@ func (r *record) expiredAt(t time.Time) bool {
 }
 
 // activateLocked makes a new or due scheduled record active at t: its TTL starts now and it
-// becomes available.
+// becomes available. The header is left as the sender wrote it: a message sent without a TTL
+// is delivered without one even when the entity's default limits its life, as the service
+// does (Microsoft's TestSender_SendAMQPMessageWithMultipleByteSlicesInData compares the
+// received header field by field; azure-service-bus issue #432 shows a peeked message without
+// its entity's TTL).
 func (e *Entity) activateLocked(r *record, t time.Time) {
 	r.state = MessageStateActive
+	if to := e.props.ForwardTo; to != "" && e.kind != KindDeadLetterQueue {
+		e.forwardLocked(r, to)
+		return
+	}
 	if e.kind != KindDeadLetterQueue {
 		if ttl := effectiveTTL(r.msg, e.props.DefaultMessageTimeToLive); ttl > 0 {
 			r.expires = t.Add(ttl)
-			setHeaderTTL(r.msg, ttl)
 		}
 	}
 	e.availableLocked(r)
-}
-
-// maxHeaderTTL is the largest TTL the header's milliseconds (an AMQP uint) can carry.
-const maxHeaderTTL = time.Duration(1<<32-1) * time.Millisecond
-
-// setHeaderTTL records the effective TTL in the header, as the service reports it to
-// receivers (the SDK derives ExpiresAt = EnqueuedTime + TimeToLive from it). A TTL too long
-// for the header is left out.
-func setHeaderTTL(m *amqp.Message, ttl time.Duration) {
-	if ttl > maxHeaderTTL {
-		return
-	}
-	if m.Header == nil {
-		m.Header = &amqp.MessageHeader{Priority: 4}
-	}
-	m.Header.TTL = ttl
 }
 
 // availableLocked makes an unlocked active record available, or expires it when its TTL has
@@ -107,7 +98,7 @@ func (e *Entity) stopScheduleLocked(r *record) {
 // activateDue is the schedule timer callback: the record's enqueued time becomes now.
 func (e *Entity) activateDue(seq int64) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil {
 		return
 	}
@@ -127,7 +118,7 @@ func (e *Entity) activateDue(seq int64) {
 // ErrMessageNotFound naming the numbers, and changes nothing.
 func (e *Entity) CancelScheduled(seqs []int64) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.gone != nil {
 		return fmt.Errorf("broker: cancel scheduled on %q: %w", e.path, e.gone)
 	}
@@ -154,7 +145,7 @@ func (e *Entity) CancelScheduled(seqs []int64) error {
 // hasScheduled reports whether seq is a scheduled message of e.
 func (e *Entity) hasScheduled(seq int64) bool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	r := e.msgs[seq]
 	return r != nil && r.state == MessageStateScheduled
 }
@@ -204,7 +195,7 @@ func (e *Entity) stopSweepLocked() {
 // messages are checked again when their lock ends, deferred ones when ReceiveDeferred asks.
 func (e *Entity) sweep() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.expT = nil
 	if e.gone != nil {
 		return

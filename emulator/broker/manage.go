@@ -61,6 +61,9 @@ func (b *Broker) UpdateQueue(name string, p QueueProperties) error {
 	if err := p.validate("Properties"); err != nil {
 		return fmt.Errorf("broker: update queue %q: %w", name, err)
 	}
+	if err := b.checkForwards(q.path, p); err != nil {
+		return fmt.Errorf("broker: update queue %q: %w", name, err)
+	}
 	q.setProperties(p, true)
 	return nil
 }
@@ -139,6 +142,9 @@ func (b *Broker) SubscriptionProperties(topicName, name string) (SubscriptionPro
 // UpdateSubscription replaces a subscription's properties (see UpdateQueue). RequiresSession
 // cannot change (ErrImmutableProperty).
 func (b *Broker) UpdateSubscription(topicName, name string, p SubscriptionProperties) error {
+	if err := b.checkForwards(topicName+SubscriptionsSegment+name, p.queueProperties()); err != nil {
+		return fmt.Errorf("broker: update subscription %q: %w", name, err)
+	}
 	return b.withSubscription(topicName, name, func(t *topic, s *subscription) error {
 		if s.props.RequiresSession != p.RequiresSession {
 			return fmt.Errorf("broker: update subscription %q: %w", name, immutable("RequiresSession", "Subscription"))

@@ -81,6 +81,7 @@ func (b *Broker) CreateTopic(name string, p TopicProperties) error {
 	}
 	b.topics[strings.ToLower(name)] = t
 	b.log.Info("topic created", "topic", name)
+	b.warnExtensions(p.ExtensionWarnings("topic " + name))
 	return nil
 }
 
@@ -89,6 +90,10 @@ func (b *Broker) CreateTopic(name string, p TopicProperties) error {
 // only); no rules gives it the rule "$Default" with the true filter, as Azure does. Its TTL
 // is the smaller of its own and the topic's.
 func (b *Broker) CreateSubscription(topicName, name string, p SubscriptionProperties, rules []RuleConfig) error {
+	return b.createSubscription(topicName, name, p, rules, true)
+}
+
+func (b *Broker) createSubscription(topicName, name string, p SubscriptionProperties, rules []RuleConfig, checkForwards bool) error {
 	sc := SubscriptionConfig{Name: name, Properties: p, Rules: rules}
 	if err := (TopicConfig{Name: topicName, Properties: TopicProperties{
 		DefaultMessageTimeToLive: MinMessageTTL, DuplicateDetectionHistoryTimeWindow: MinDuplicateDetectionWindow,
@@ -98,6 +103,11 @@ func (b *Broker) CreateSubscription(topicName, name string, p SubscriptionProper
 	t, err := b.topic(topicName)
 	if err != nil {
 		return fmt.Errorf("broker: create subscription %q: %w", name, err)
+	}
+	if checkForwards {
+		if err := b.checkForwards(t.name+SubscriptionsSegment+name, p.queueProperties()); err != nil {
+			return fmt.Errorf("broker: create subscription %q: %w", name, err)
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -111,13 +121,14 @@ func (b *Broker) CreateSubscription(topicName, name string, p SubscriptionProper
 	qp := p.queueProperties()
 	qp.DefaultMessageTimeToLive = min(qp.DefaultMessageTimeToLive, t.props.DefaultMessageTimeToLive)
 	path := t.name + SubscriptionsSegment + name
-	e := newEntity(path, KindSubscription, qp, b.clock, b.log)
-	e.dlq = newEntity(path+DeadLetterQueueSuffix, KindDeadLetterQueue, qp, b.clock, b.log)
+	e := newEntity(b, path, KindSubscription, qp)
+	e.dlq = newEntity(b, path+DeadLetterQueueSuffix, KindDeadLetterQueue, qp)
 	if len(rules) == 0 {
 		rules = []RuleConfig{defaultRule()}
 	}
 	t.subs[key] = &subscription{name: name, e: e, props: p, rules: slices.Clone(rules)}
 	b.log.Info("subscription created", "topic", t.name, "subscription", name, "rules", len(rules))
+	b.warnExtensions(qp.ExtensionWarnings("subscription " + path))
 	return nil
 }
 
@@ -238,14 +249,23 @@ func (t *topic) subscription(name string) (*Entity, bool) {
 
 // send fans msgs out: each message gets one sequence number and an own copy in every
 // subscription whose rules match. It returns the sequence numbers (0 for a duplicate).
-func (t *topic) send(clock Clock, msgs []*amqp.Message) ([]int64, error) {
+// Copies the subscriptions auto-forward leave once t.mu is released.
+func (t *topic) send(b *Broker, msgs []*amqp.Message, hops int) ([]int64, error) {
+	seqs, out, err := t.sendLocked(b.clock, msgs, hops)
+	if len(out) > 0 {
+		b.forward(out)
+	}
+	return seqs, err
+}
+
+func (t *topic) sendLocked(clock Clock, msgs []*amqp.Message, hops int) (_ []int64, out []forwardItem, _ error) {
 	if err := checkMessages(t.name, msgs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.gone != nil {
-		return nil, fmt.Errorf("broker: send to %q: %w", t.name, t.gone)
+		return nil, nil, fmt.Errorf("broker: send to %q: %w", t.name, t.gone)
 	}
 	now := now(clock)
 	t.accessed = now
@@ -265,11 +285,11 @@ func (t *topic) send(clock Clock, msgs []*amqp.Message) ([]int64, error) {
 		prepareStored(m, t.nextSeq, now)
 		for _, s := range subs {
 			if s.matches(m) {
-				s.e.storeCopy(copyMessage(m), t.nextSeq, now)
+				out = append(out, s.e.storeCopy(copyMessage(m), t.nextSeq, now, hops)...)
 			}
 		}
 	}
-	return seqs, nil
+	return seqs, out, nil
 }
 
 func (t *topic) sortedSubsLocked() []*subscription {
@@ -327,18 +347,22 @@ func (t *topic) cancelScheduled(clock Clock, seqs []int64) error {
 	return nil
 }
 
-// storeCopy stores a topic message's copy with the topic's sequence number.
-func (e *Entity) storeCopy(m *amqp.Message, seq int64, t time.Time) {
+// storeCopy stores a topic message's copy with the topic's sequence number and returns what
+// the subscription auto-forwards (the caller sends it once no lock is held).
+func (e *Entity) storeCopy(m *amqp.Message, seq int64, t time.Time, hops int) []forwardItem {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.gone != nil {
-		return
+		return nil
 	}
 	if seq > e.nextSeq {
 		e.nextSeq = seq
 	}
-	e.storeLocked(m, seq, t)
+	e.storeLocked(m, seq, t, hops)
 	e.notifyLocked()
+	out := e.outbox
+	e.outbox = nil
+	return out
 }
 
 func (t *topic) shutdown(err error) {

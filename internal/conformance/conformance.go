@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,6 +188,14 @@ func wantCode(t *testing.T, err error, code azservicebus.Code) {
 	}
 	if sbErr.Code != code {
 		t.Fatalf("want code %q, got %q (%v)", code, sbErr.Code, err)
+	}
+}
+
+// wantText asserts err's text contains want.
+func wantText(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %q", err, want)
 	}
 }
 

@@ -21,7 +21,16 @@ func init() {
 	register("ReceiveMissingDeferredIsNotFound", testReceiveMissingDeferred)
 	register("PeekSeesEveryStateAndEndsEmpty", testPeek)
 	register("LockTokensWorkAcrossConnections", testCrossConnectionSettle)
+	register("DeadLetterQueueKeepsDeliveryCount", testDeadLetterQueueCounts)
+	register("NoTimeToLiveWrittenIntoHeader", testNoHeaderTTL)
 }
+
+// Descriptions the service puts in its errors (Microsoft's TestReceiver_RenewMessageLock matches
+// the first; the second is what ReceiveDeferredMessages reports for a missing number).
+const (
+	lockLostText         = "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue"
+	deferredNotFoundText = "Failed to lock one or more specified messages. Either the message is already locked or does not exist"
+)
 
 func testLockExpiry(t *testing.T, e *env) {
 	lock := e.target.Features.MinLockDuration
@@ -66,7 +75,9 @@ func testRenewLock(t *testing.T, e *env) {
 		t.Fatalf("LockedUntil %v not extended past %v", m.LockedUntil, before)
 	}
 	e.complete(r, m)
-	wantCode(t, r.RenewMessageLock(e.ctx(), m, nil), azservicebus.CodeLockLost)
+	err := r.RenewMessageLock(e.ctx(), m, nil)
+	wantCode(t, err, azservicebus.CodeLockLost)
+	wantText(t, err, lockLostText)
 	e.receiveNone(r, time.Second)
 }
 
@@ -109,8 +120,15 @@ func testMaxDeliveryCount(t *testing.T, e *env) {
 	if deref(dead.DeadLetterReason) != "MaxDeliveryCountExceeded" {
 		t.Errorf("dead-letter reason = %q, want MaxDeliveryCountExceeded", deref(dead.DeadLetterReason))
 	}
+	if want := "Message could not be consumed after 2 delivery attempts."; deref(dead.DeadLetterErrorDescription) != want {
+		t.Errorf("dead-letter description = %q, want %q", deref(dead.DeadLetterErrorDescription), want)
+	}
 	if !bytes.Equal(dead.Body, body(1)) {
 		t.Errorf("dead-lettered body = %q", dead.Body)
+	}
+	// The count it had is kept in the DLQ: two deliveries counted, so the SDK reports 3.
+	if dead.DeliveryCount != 3 {
+		t.Errorf("dead-lettered delivery count = %d, want 3", dead.DeliveryCount)
 	}
 	e.complete(dlq, dead)
 }
@@ -211,7 +229,55 @@ func testReceiveMissingDeferred(t *testing.T, e *env) {
 	active := e.receiveN(r, 1)[0]
 	_, err := r.ReceiveDeferredMessages(e.ctx(), []int64{*active.SequenceNumber + 1000}, nil)
 	wantCode(t, err, azservicebus.CodeNotFound)
+	wantText(t, err, deferredNotFoundText)
 	e.complete(r, active)
+}
+
+// testDeadLetterQueueCounts follows Microsoft's TestMessageSettlementUsingReceiver: the delivery
+// count survives dead-lettering, abandoning inside the DLQ does not raise it, and a message of a
+// DLQ cannot be dead-lettered again (Azure's dead-letter queue documentation).
+func testDeadLetterQueueCounts(t *testing.T, e *env) {
+	q := e.queue(QueueSpec{MaxDeliveryCount: 10})
+	e.send(q, &azservicebus.Message{Body: body(1)})
+	r := e.receiver(q, nil)
+	m := e.receiveN(r, 1)[0]
+	if err := r.AbandonMessage(e.ctx(), m, nil); err != nil {
+		t.Fatalf("AbandonMessage: %v", err)
+	}
+	m = e.receiveN(r, 1)[0]
+	if err := r.DeadLetterMessage(e.ctx(), m, &azservicebus.DeadLetterOptions{Reason: ptr("r")}); err != nil {
+		t.Fatalf("DeadLetterMessage: %v", err)
+	}
+	dlq := e.receiver(q, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
+	dead := e.receiveN(dlq, 1)[0]
+	if dead.DeliveryCount != 2 {
+		t.Errorf("delivery count in the DLQ = %d, want 2 (kept from the queue)", dead.DeliveryCount)
+	}
+	if err := dlq.AbandonMessage(e.ctx(), dead, nil); err != nil {
+		t.Fatalf("AbandonMessage in the DLQ: %v", err)
+	}
+	dead = e.receiveN(dlq, 1)[0]
+	if dead.DeliveryCount != 2 {
+		t.Errorf("delivery count after an abandon in the DLQ = %d, want 2", dead.DeliveryCount)
+	}
+	if err := dlq.DeadLetterMessage(e.ctx(), dead, nil); err == nil {
+		t.Error("dead-lettering a message of a DLQ succeeded")
+	}
+	// Refused, not settled: the lock is still held and completing works.
+	e.complete(dlq, dead)
+}
+
+// testNoHeaderTTL: a message sent without a TTL comes back without one in its header
+// (Microsoft's TestSender_SendAMQPMessageWithMultipleByteSlicesInData compares the header).
+func testNoHeaderTTL(t *testing.T, e *env) {
+	q := e.queue(QueueSpec{})
+	e.send(q, &azservicebus.Message{Body: body(1)})
+	r := e.receiver(q, nil)
+	m := e.receiveN(r, 1)[0]
+	if h := m.RawAMQPMessage.Header; h == nil || h.TTL != 0 {
+		t.Errorf("header %+v, want one without a TTL", h)
+	}
+	e.complete(r, m)
 }
 
 func testPeek(t *testing.T, e *env) {
