@@ -13,6 +13,7 @@ import (
 	"time"
 
 	wire "github.com/holdfast-dev/holdfast/emulator/amqp"
+	"github.com/holdfast-dev/holdfast/emulator/mgmt"
 )
 
 const (
@@ -42,6 +43,7 @@ const (
 	condUnattachedHandle wire.Symbol = "amqp:session:unattached-handle"
 	condHandleInUse      wire.Symbol = "amqp:session:handle-in-use"
 	condInvalidField     wire.Symbol = "amqp:invalid-field"
+	condUnauthorized     wire.Symbol = "amqp:unauthorized-access"
 )
 
 var connIDs atomic.Uint64
@@ -78,6 +80,15 @@ type conn struct {
 	// replyLinks maps reply addresses ($cbs and $management receivers' target addresses and link names)
 	// to the link the replies go out on. Written only by the connection goroutine (holding mu).
 	replyLinks map[string]*link
+	// liveLinks counts attached links not yet detached; noLinksSince is when it last fell to
+	// zero (or when the connection opened), everLinked whether any link was ever attached.
+	// They drive the idle connection rules (housekeeping.go).
+	liveLinks    int
+	noLinksSince time.Time
+	everLinked   bool
+	// grants are the claims put-token gave this connection, one per audience path (a later
+	// put-token for the same path replaces it). Enforced only in strict auth mode.
+	grants []mgmt.Grant
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -136,6 +147,7 @@ func (c *conn) open() error {
 	if c.peerMaxFrame == 0 {
 		c.peerMaxFrame = math.MaxUint32
 	}
+	c.noLinksSince = time.Now()
 	c.mu.Unlock()
 	c.log.Debug("open", "container", o.ContainerID, "hostname", o.Hostname, "max-frame-size", o.MaxFrameSize)
 	return c.writeFrame(wire.Frame{Type: wire.FrameAMQP, Body: &wire.Open{

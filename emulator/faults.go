@@ -6,15 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/Azure/go-amqp"
-
 	"github.com/holdfast-dev/holdfast/emulator/admin"
 	wire "github.com/holdfast-dev/holdfast/emulator/amqp"
 	"github.com/holdfast-dev/holdfast/emulator/mgmt"
 )
-
-// condDetachForced is the condition the service detaches idle links with.
-const condDetachForced wire.Symbol = "amqp:link:detach-forced"
 
 // Faults injects failures a real namespace produces only by accident, so tests can prove how
 // clients recover. Management-level faults (FailRenewLocks, DelayManagement) come from the
@@ -51,7 +46,7 @@ func (f *Faults) DropConnections() int {
 	conns := f.s.liveConns()
 	for _, c := range conns {
 		_ = c.writeFrame(wire.Frame{Type: wire.FrameAMQP, Body: &wire.Close{Error: &wire.Error{
-			Condition:   "amqp:connection:forced",
+			Condition:   condConnectionForced,
 			Description: "The connection was closed by the emulator (injected fault).",
 		}}})
 		c.shutdown()
@@ -60,12 +55,14 @@ func (f *Faults) DropConnections() int {
 	return len(conns)
 }
 
-// DetachIdleReceivers makes the server detach receive links that have seen no flow or
-// transfer for idle, with amqp:link:detach-forced, as Service Bus does after 10 minutes
-// (idle 0 turns it off). Renewing the locks of their messages keeps working. With
-// settleOnManagement false, settling those messages afterwards (the SDK falls back to the
-// $management link) answers 410 lock lost, the failure reported against the service; with
-// true it is accepted.
+// DetachIdleReceivers makes the server detach entity receive links that have seen no flow,
+// transfer or disposition for idle, with amqp:link:detach-forced: the service's idle detach
+// (Options.LinkIdleTimeout, 10 minutes) made short for receivers (idle 0 turns the fault off).
+// Renewing the locks of their messages keeps working. With settleOnManagement true settling
+// those messages afterwards (the SDK falls back to the $management link) is accepted, as on
+// the service (Microsoft's TestMessageSettlementUsingOnlyBackupSettlement settles through
+// $management after the receiving link or connection is gone). false is a what-if beyond
+// the service: that settlement answers 410 lock lost.
 func (f *Faults) DetachIdleReceivers(idle time.Duration, settleOnManagement bool) error {
 	if idle < 0 {
 		return fmt.Errorf("emulator: detach idle receivers: %s is negative", idle)
@@ -130,79 +127,9 @@ func (f *Faults) refusing(now time.Time) bool {
 	return refuse
 }
 
-func (f *Faults) idleSetting() (time.Duration, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.idle, f.settleMgmt
-}
-
-// watchIdle runs in its own goroutine, owned by Server.wg, until the server closes: while
-// DetachIdleReceivers is on it checks every idle/4 (at least 10 ms) for idle receive links.
-func (f *Faults) watchIdle() {
-	defer f.s.wg.Done()
-	for {
-		idle, settle := f.idleSetting()
-		var tick <-chan time.Time
-		var t *time.Timer
-		if idle > 0 {
-			t = time.NewTimer(max(idle/4, 10*time.Millisecond))
-			tick = t.C
-		}
-		select {
-		case <-f.s.done:
-			if t != nil {
-				t.Stop()
-			}
-			return
-		case <-f.changed:
-			if t != nil {
-				t.Stop()
-			}
-		case <-tick:
-			for _, c := range f.s.liveConns() {
-				f.idleDetaches.Add(uint64(c.detachIdleReceivers(idle, settle, f.Faults)))
-			}
-		}
-	}
-}
-
-// IdleDetaches reports how many receive links DetachIdleReceivers has detached so far.
+// IdleDetaches reports how many links the server has detached for idleness so far (the
+// DetachIdleReceivers fault and Options.LinkIdleTimeout).
 func (f *Faults) IdleDetaches() uint64 { return f.idleDetaches.Load() }
 
 // RefusedConnections reports how many connections RefuseConnections has refused so far.
 func (f *Faults) RefusedConnections() uint64 { return f.refused.Load() }
-
-// detachIdleReceivers detaches this connection's entity receive links idle for at least idle
-// and returns how many it detached.
-func (c *conn) detachIdleReceivers(idle time.Duration, settleOnManagement bool, mf *mgmt.Faults) int {
-	now := time.Now()
-	n := 0
-	var orphaned []amqp.UUID
-	c.mu.Lock()
-	for _, s := range c.sessions {
-		for _, l := range s.links {
-			if l.kind != kindEntity || l.clientSends || l.detached || now.Sub(l.active) < idle {
-				continue
-			}
-			for _, p := range s.unsettled {
-				if p.link == l {
-					orphaned = append(orphaned, p.token)
-				}
-			}
-			l.detachLocked()
-			l.detachSent = true
-			_ = s.sendLocked(&wire.Detach{Handle: l.handle, Closed: true, Error: &wire.Error{
-				Condition: condDetachForced,
-				Description: fmt.Sprintf("The link '%s' is force detached. Code: consumer. Details: AmqpMessageConsumer.IdleTimerExpired: Idle timeout: %s.",
-					l.name, idle),
-			}}, nil)
-			c.log.Info("fault: detached idle receive link", "link", l.name, "path", l.path, "idle", now.Sub(l.active))
-			n++
-		}
-	}
-	c.mu.Unlock()
-	if !settleOnManagement && len(orphaned) > 0 {
-		mf.RejectManagementSettlement(orphaned...)
-	}
-	return n
-}

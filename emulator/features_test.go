@@ -192,9 +192,17 @@ func TestTTLExpiryToDeadLetterQueue(t *testing.T) {
 	if string(kept.Body) != "default" {
 		t.Errorf("queue kept %q", kept.Body)
 	}
-	// As on the service, the entity's default TTL is reported on messages sent without one.
-	if kept.TimeToLive == nil || *kept.TimeToLive != time.Hour || kept.ExpiresAt == nil {
-		t.Errorf("TimeToLive %v ExpiresAt %v, want 1h and a time", kept.TimeToLive, kept.ExpiresAt)
+	// As on the service, a message sent without a TTL is delivered without one (the SDK reports
+	// 0) although the entity's default limits its life.
+	if kept.TimeToLive == nil || *kept.TimeToLive != 0 || kept.RawAMQPMessage.Header.TTL != 0 {
+		t.Errorf("TimeToLive %v, header %+v: want no TTL written into the header", kept.TimeToLive, kept.RawAMQPMessage.Header)
+	}
+	if err := r.AbandonMessage(ctxT(t), kept, nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	if m := receiveN(t, dlq, 1)[0]; string(m.Body) != "default" || *m.DeadLetterReason != broker.ReasonTTLExpired {
+		t.Fatalf("after the entity's default TTL the DLQ got %q reason %v", m.Body, *m.DeadLetterReason)
 	}
 }
 
@@ -462,5 +470,28 @@ func TestAdminAPIOverHTTP(t *testing.T) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil || len(stats.Entities) != 2 || stats.Entities[0].Path != "orders" {
 		t.Fatalf("GET /stats: %+v, %v", stats, err)
+	}
+}
+
+// Auto-forwarding through the unmodified SDK, with ForwardTo in the URL form the admin client
+// writes (Microsoft's TestAdminClient_Queue_Forwarding).
+func TestAutoForwarding(t *testing.T) {
+	srv := startServer(t, nil)
+	out := newQueue(t, srv, nil)
+	p := broker.DefaultQueueProperties()
+	p.ForwardTo = "https://localhost/" + out
+	in := newQueue(t, srv, &p)
+	c := newClient(t, srv)
+	s, err := c.NewSender(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, &azservicebus.Message{Body: []byte("this message will be auto-forwarded")})
+	r, err := c.NewReceiverForQueue(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bodies(receiveN(t, r, 1)); got[0] != "this message will be auto-forwarded" {
+		t.Fatalf("received %v", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	wire "github.com/holdfast-dev/holdfast/emulator/amqp"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/emulator/mgmt"
 )
 
 const (
@@ -52,7 +53,7 @@ type link struct {
 	replyKeys []string // keys of this link in conn.replyLinks
 
 	// Guarded by conn.mu.
-	active     time.Time // last attach, flow or transfer of an entity receiver (idle-detach fault)
+	active     time.Time // last attach, flow, transfer or disposition (idle detach)
 	detached   bool
 	detachSent bool // the server detached first; the client's detach needs no answer
 
@@ -89,14 +90,13 @@ func classify(addr string) (linkKind, string) {
 		}
 	}
 	addr = strings.TrimLeft(addr, "/")
-	switch {
-	case strings.EqualFold(addr, cbsAddress):
+	if strings.EqualFold(addr, cbsAddress) {
 		return kindCBS, addr
-	case len(addr) > len(managementSuffix) && strings.EqualFold(addr[len(addr)-len(managementSuffix):], managementSuffix):
-		return kindMgmt, addr[:len(addr)-len(managementSuffix)]
-	default:
-		return kindEntity, addr
 	}
+	if p, ok := cutSuffixFold(addr, managementSuffix); ok && p != "" {
+		return kindMgmt, p
+	}
+	return kindEntity, addr
 }
 
 func sourceAddress(s *wire.Source) string {
@@ -136,14 +136,26 @@ func (c *conn) attachClientSender(s *session, a *wire.Attach) {
 		c.rejectAttach(s, a, notFound(addr))
 		return
 	}
-	l := &link{c: c, s: s, name: a.Name, handle: a.Handle, clientSends: true, kind: kind, path: path}
+	if kind == kindCBS && c.hasCBSLink(true) {
+		c.rejectAttach(s, a, errSecondCBSLink)
+		return
+	}
+	need := mgmt.RightSend
+	if kind == kindMgmt {
+		need = 0 // any claim; each operation checks its own
+	}
+	if e := c.authorize(path, need); kind != kindCBS && e != nil {
+		c.rejectAttach(s, a, e)
+		return
+	}
+	l := &link{c: c, s: s, name: a.Name, handle: a.Handle, clientSends: true, kind: kind, path: path, active: time.Now()}
 	if a.InitialDeliveryCount != nil {
 		l.rcvCount = *a.InitialDeliveryCount
 	}
 	maxSize := c.srv.opts.MaxMessageSize
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s.links[a.Handle] = l
+	c.addLinkLocked(s, l)
 	_ = s.sendLocked(&wire.Attach{
 		Name:           a.Name,
 		Handle:         a.Handle,
@@ -163,11 +175,20 @@ func (c *conn) attachClientSender(s *session, a *wire.Attach) {
 func (c *conn) attachClientReceiver(s *session, a *wire.Attach) {
 	addr := sourceAddress(a.Source)
 	kind, path := classify(addr)
-	l := &link{c: c, s: s, name: a.Name, handle: a.Handle, kind: kind, path: path, done: make(chan struct{})}
+	l := &link{c: c, s: s, name: a.Name, handle: a.Handle, kind: kind, path: path, done: make(chan struct{}), active: time.Now()}
 	switch kind {
+	case kindCBS:
+		if c.hasCBSLink(false) {
+			c.rejectAttach(s, a, errSecondCBSLink)
+			return
+		}
 	case kindMgmt:
 		if !c.srv.broker.Known(path) {
 			c.rejectAttach(s, a, notFound(addr))
+			return
+		}
+		if e := c.authorize(path, 0); e != nil {
+			c.rejectAttach(s, a, e)
 			return
 		}
 	case kindEntity:
@@ -182,19 +203,22 @@ func (c *conn) attachClientReceiver(s *session, a *wire.Attach) {
 			c.rejectAttach(s, a, notFound(addr))
 			return
 		}
+		if ae := c.authorize(path, mgmt.RightListen); ae != nil {
+			c.rejectAttach(s, a, ae)
+			return
+		}
 		l.entity = e
 		l.mode = broker.PeekLock
 		if a.SndSettleMode != nil && *a.SndSettleMode == wire.SndSettled {
 			l.mode = broker.ReceiveAndDelete
 		}
 		l.wake = make(chan struct{}, 1)
-		l.active = time.Now()
 	}
 	var zero uint32
 	maxSize := c.srv.opts.MaxMessageSize
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s.links[a.Handle] = l
+	c.addLinkLocked(s, l)
 	if kind != kindEntity {
 		// Replies are routed by the request's reply-to, which names the reply link's target address
 		// (Go, .NET) or its name (JavaScript).
@@ -221,6 +245,27 @@ func (c *conn) attachClientReceiver(s *session, a *wire.Attach) {
 		go l.run()
 	}
 	c.log.Debug("attached client receiver", "link", a.Name, "address", addr, "mode", l.mode)
+}
+
+// errSecondCBSLink refuses a second $cbs link in one direction on a connection: the service
+// allows one sender/receiver pair per connection and answers amqp:not-allowed, on which the SDK
+// resets the connection (its cbs.go; Microsoft's TestAMQPLinksCBSLinkStillOpen).
+var errSecondCBSLink = &wire.Error{Condition: condNotAllowed,
+	Description: "A $cbs link is already open in this direction on this connection: only one sender/receiver pair is allowed per connection."}
+
+// hasCBSLink reports whether the connection already has an attached $cbs link on which the
+// client sends (clientSends) or receives.
+func (c *conn) hasCBSLink(clientSends bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.sessions {
+		for _, l := range s.links {
+			if l.kind == kindCBS && l.clientSends == clientSends && !l.detached {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func notFound(addr string) *wire.Error {
@@ -262,6 +307,14 @@ func (c *conn) handleDetach(s *session, d *wire.Detach) {
 	}
 }
 
+// addLinkLocked publishes an attached link in its session and counts it on the connection.
+// Caller holds c.mu.
+func (c *conn) addLinkLocked(s *session, l *link) {
+	s.links[l.handle] = l
+	c.liveLinks++
+	c.everLinked = true
+}
+
 // detachLocked stops the link: its goroutine returns, replies are no longer routed to it and its
 // unsettled deliveries are forgotten (the SDK settles those through $management; the locks stay).
 func (l *link) detachLocked() {
@@ -269,6 +322,9 @@ func (l *link) detachLocked() {
 		return
 	}
 	l.detached = true
+	if l.c.liveLinks--; l.c.liveLinks == 0 {
+		l.c.noLinksSince = time.Now()
+	}
 	if l.done != nil {
 		close(l.done)
 	}

@@ -467,3 +467,55 @@ func TestSASL(t *testing.T) {
 		})
 	}
 }
+
+// One $cbs sender/receiver pair per connection, as the service allows: a second link in the same
+// direction is refused with amqp:not-allowed (the SDK then resets its connection), and once the
+// first is closed a new one attaches.
+func TestSecondCBSLinkRefused(t *testing.T) {
+	srv := startServer(t, nil)
+	conn, err := amqp.Dial(ctxT(t), "amqp://"+srv.Addr(), &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	sess, err := conn.NewSession(ctxT(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := sess.NewSender(ctxT(t), "$cbs", nil)
+	if err != nil {
+		t.Fatalf("first $cbs sender: %v", err)
+	}
+	reply, err := sess.NewReceiver(ctxT(t), "$cbs", nil)
+	if err != nil {
+		t.Fatalf("first $cbs receiver: %v", err)
+	}
+	wantNotAllowed := func(what string, err error) {
+		t.Helper()
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Condition != amqp.ErrCondNotAllowed {
+			t.Fatalf("%s: %v, want amqp:not-allowed", what, err)
+		}
+	}
+	_, err = sess.NewSender(ctxT(t), "$cbs", nil)
+	wantNotAllowed("second $cbs sender", err)
+	_, err = sess.NewReceiver(ctxT(t), "$cbs", nil)
+	wantNotAllowed("second $cbs receiver", err)
+	// Another session of the same connection counts too.
+	other, err := conn.NewSession(ctxT(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.NewSender(ctxT(t), "$cbs", nil)
+	wantNotAllowed("$cbs sender on a second session", err)
+
+	if err := first.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reply.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.NewSender(ctxT(t), "$cbs", nil); err != nil {
+		t.Fatalf("$cbs sender after the first closed: %v", err)
+	}
+}

@@ -79,15 +79,7 @@ func (l *link) entityGone() bool {
 func (l *link) detachGone() {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
-	if l.detached {
-		return
-	}
-	l.detachLocked()
-	l.detachSent = true
-	_ = l.s.sendLocked(&wire.Detach{Handle: l.handle, Closed: true, Error: &wire.Error{
-		Condition:   condNotFound,
-		Description: "The messaging entity '" + l.path + "' was deleted.",
-	}}, nil)
+	l.forceDetachLocked(&wire.Error{Condition: condNotFound, Description: "The messaging entity '" + l.path + "' was deleted."})
 }
 
 // deliver sends deliveries to the client. PeekLock deliveries that can no longer be sent (link gone,
@@ -110,7 +102,6 @@ func (l *link) deliver(ds []broker.Delivery) {
 		}
 		settled := l.mode == broker.ReceiveAndDelete
 		did, err := l.transferLocked(deliveryTag(d), payloads[i], settled)
-		l.active = time.Now()
 		if err != nil {
 			// The connection is going down; the lock expires or another connection settles it.
 			continue
@@ -177,6 +168,12 @@ func (c *conn) handleDisposition(s *session, d *wire.Disposition) {
 			todo = append(todo, settlement{id: uint32(id), p: p, found: ok})
 		}
 	}
+	now := time.Now()
+	for _, st := range todo {
+		if st.found {
+			st.p.link.active = now
+		}
+	}
 	c.mu.Unlock()
 
 	for _, st := range todo {
@@ -193,18 +190,11 @@ func (c *conn) handleDisposition(s *session, d *wire.Disposition) {
 // settle applies one outcome in the broker and returns the state to acknowledge it with (nil: no
 // acknowledgement, for a non-terminal state).
 func (c *conn) settle(st settlement, state wire.DeliveryState) wire.DeliveryState {
-	lockLost := func(err error) wire.DeliveryState {
-		desc := "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue."
-		if err != nil {
-			desc = err.Error()
-		}
-		return &wire.Rejected{Error: &wire.Error{Condition: condLockLost, Description: desc}}
-	}
 	if _, ok := state.(*wire.Received); ok {
 		return nil
 	}
 	if !st.found {
-		return lockLost(nil)
+		return &wire.Rejected{Error: &wire.Error{Condition: condLockLost, Description: broker.LockLostDescription}}
 	}
 	e, tok := st.p.entity, st.p.token
 	var err error
@@ -231,7 +221,7 @@ func (c *conn) settle(st settlement, state wire.DeliveryState) wire.DeliveryStat
 	}
 	if err != nil {
 		c.log.Debug("settlement failed", "path", e.Path(), "err", err)
-		return lockLost(err)
+		return &wire.Rejected{Error: brokerError(err)}
 	}
 	return ack
 }

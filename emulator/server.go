@@ -65,10 +65,26 @@ type Options struct {
 	// KeyName and Key are the shared access policy ConnectionString signs with. Defaults
 	// "RootManageSharedAccessKey" and "emulator".
 	KeyName, Key string
-	// StrictAuth makes put-token validate SAS tokens against KeyName/Key (HMAC-SHA256 as the
-	// SDKs sign) and answer 401 (CodeUnauthorizedAccess in the SDK) otherwise. By default any
-	// token is accepted, as the official emulator does.
+	// StrictAuth makes put-token validate SAS tokens against KeyName/Key and Policies
+	// (HMAC-SHA256 as the SDKs sign) and answer 401 (CodeUnauthorizedAccess in the SDK)
+	// otherwise, and enforces each policy's rights and each token's expiry on links and
+	// operations. By default any token is accepted, as the official emulator does.
 	StrictAuth bool
+	// Policies are shared access policies besides KeyName/Key (which has every right), added
+	// to those of Config's SharedAccessPolicies. Used in StrictAuth mode only.
+	Policies []mgmt.SASKey
+	// LinkIdleTimeout detaches a link (sender, receiver, $management or $cbs) that has had no
+	// transfer, flow or disposition for this long with amqp:link:detach-forced, as the service
+	// does after 10 minutes. Zero means DefaultLinkIdleTimeout; negative turns it off.
+	LinkIdleTimeout time.Duration
+	// ConnectionIdleTimeout closes a connection (amqp:connection:forced) this long after its
+	// last link closed unless a new link is attached meanwhile: 5 minutes on the service. Zero
+	// means DefaultConnectionIdleTimeout; negative turns it off.
+	ConnectionIdleTimeout time.Duration
+	// ConnectionOpenTimeout closes a connection that attached no link this long after it
+	// opened: 1 minute on the service. Zero means DefaultConnectionOpenTimeout; negative turns
+	// it off.
+	ConnectionOpenTimeout time.Duration
 	// AdminAddr, when set, serves the admin HTTP API (package admin: entities, stats,
 	// faults) on this address, e.g. "localhost:5300". Only loopback clients are served.
 	AdminAddr string
@@ -104,6 +120,17 @@ func (o *Options) withDefaults() (Options, error) {
 	if r.MaxMessageSize == 0 {
 		r.MaxMessageSize = DefaultMaxMessageSize
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&r.LinkIdleTimeout, DefaultLinkIdleTimeout}, {&r.ConnectionIdleTimeout, DefaultConnectionIdleTimeout}, {&r.ConnectionOpenTimeout, DefaultConnectionOpenTimeout}} {
+		switch {
+		case *d.v == 0:
+			*d.v = d.def
+		case *d.v < 0:
+			*d.v = 0 // off
+		}
+	}
 	if r.KeyName == "" {
 		r.KeyName = DefaultKeyName
 	}
@@ -125,7 +152,7 @@ type Server struct {
 	admin  *http.Server // nil without Options.AdminAddr
 	adminL net.Listener // nil without Options.AdminAddr
 
-	// wg counts the accept goroutine, the idle-link watcher, the admin server and one
+	// wg counts the accept goroutine, housekeeping, the admin server and one
 	// goroutine per connection; Close waits for it.
 	wg sync.WaitGroup
 
@@ -155,7 +182,11 @@ func Start(opts *Options) (*Server, error) {
 	}
 	mo := &mgmt.Options{Logger: o.Logger, Clock: o.Clock}
 	if o.StrictAuth {
-		mo.StrictAuth = []mgmt.SASKey{{KeyName: o.KeyName, Key: o.Key}}
+		if mo.StrictAuth, err = policies(&o); err != nil {
+			_ = ln.Close()
+			b.Close()
+			return nil, err
+		}
 	}
 	s := &Server{
 		opts:   o,
@@ -188,9 +219,38 @@ func Start(opts *Options) (*Server, error) {
 	}
 	s.wg.Add(2)
 	go s.acceptLoop()
-	go s.faults.watchIdle()
+	go s.housekeep()
 	s.log.Info("emulator listening", "addr", s.Addr(), "strictAuth", o.StrictAuth)
 	return s, nil
+}
+
+// policies returns the shared access policies of strict auth mode: the server's own key with
+// every right, Options.Policies and the Config's SharedAccessPolicies. Key names must be unique.
+func policies(o *Options) ([]mgmt.SASKey, error) {
+	keys := []mgmt.SASKey{{KeyName: o.KeyName, Key: o.Key, Rights: mgmt.AllRights}}
+	keys = append(keys, o.Policies...)
+	if o.Config != nil {
+		for i, ns := range o.Config.UserConfig.Namespaces {
+			for j, pc := range ns.SharedAccessPolicies {
+				r, err := mgmt.ParseRights(pc.Rights)
+				if err != nil {
+					return nil, fmt.Errorf("emulator: UserConfig.Namespaces[%d].SharedAccessPolicies[%d].Rights: %w", i, j, err)
+				}
+				keys = append(keys, mgmt.SASKey{KeyName: pc.Name, Key: pc.Key, Rights: r})
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if k.KeyName == "" || k.Key == "" {
+			return nil, fmt.Errorf("emulator: shared access policy %q: key name and key must not be empty", k.KeyName)
+		}
+		if seen[k.KeyName] {
+			return nil, fmt.Errorf("emulator: shared access policy %q is defined twice", k.KeyName)
+		}
+		seen[k.KeyName] = true
+	}
+	return keys, nil
 }
 
 // Faults returns the server's fault injection controls (also served by the admin API).
@@ -208,6 +268,13 @@ func (s *Server) AdminAddr() string {
 // AdminHandler returns the admin API as an http.Handler (served on AdminAddr when set).
 func (s *Server) AdminHandler() http.Handler {
 	return admin.New(s.broker, s.faults, &admin.Options{Logger: s.log})
+}
+
+// Connections reports how many client connections are open.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // liveConns returns the open connections.
@@ -238,10 +305,17 @@ func (s *Server) port() string {
 	return port
 }
 
-// ConnectionString returns a Service Bus connection string for the unmodified SDK.
+// ConnectionString returns a Service Bus connection string for the unmodified SDK, signed with
+// the server's own key (every right).
 func (s *Server) ConnectionString() string {
+	return s.ConnectionStringFor(s.opts.KeyName, s.opts.Key)
+}
+
+// ConnectionStringFor returns a connection string signing with another shared access policy
+// (see Options.Policies), e.g. a send-only one.
+func (s *Server) ConnectionStringFor(keyName, key string) string {
 	return "Endpoint=sb://localhost:" + s.port() +
-		";SharedAccessKeyName=" + s.opts.KeyName + ";SharedAccessKey=" + s.opts.Key + ";UseDevelopmentEmulator=true"
+		";SharedAccessKeyName=" + keyName + ";SharedAccessKey=" + key + ";UseDevelopmentEmulator=true"
 }
 
 // Broker returns the broker behind the server, to create entities and inspect state from Go.

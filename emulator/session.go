@@ -123,6 +123,7 @@ func (c *conn) handleFlow(s *session, f *wire.Flow) *wire.Error {
 		return nil
 	}
 	if l.clientSends {
+		l.active = time.Now()
 		if f.Echo {
 			_ = s.sendLocked(l.creditFlowLocked(), nil)
 		}
@@ -142,8 +143,8 @@ func (c *conn) handleFlow(s *session, f *wire.Flow) *wire.Error {
 	if f.Drain {
 		l.drain = true
 	}
+	l.active = time.Now()
 	if l.kind == kindEntity {
-		l.active = time.Now()
 		l.signal()
 	} else {
 		l.flushRepliesLocked()

@@ -10,6 +10,7 @@ import (
 
 	wire "github.com/holdfast-dev/holdfast/emulator/amqp"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/emulator/mgmt"
 )
 
 // batchMessageFormat is the message-format of SendMessageBatch envelopes: each data section of the
@@ -28,6 +29,7 @@ func (c *conn) handleTransfer(s *session, t *wire.Transfer, payload []byte) *wir
 		c.mu.Unlock()
 		return &wire.Error{Condition: condUnattachedHandle, Description: fmt.Sprintf("transfer on handle %d, which is not an attached receiving link", t.Handle)}
 	}
+	l.active = time.Now()
 	if l.in == nil {
 		if t.DeliveryID == nil {
 			c.mu.Unlock()
@@ -97,13 +99,20 @@ func (c *conn) process(l *link, in *incoming) wire.DeliveryState {
 	}
 	switch l.kind {
 	case kindEntity:
+		if e := c.authorize(l.path, mgmt.RightSend); e != nil { // the token may have expired since attach
+			return &wire.Rejected{Error: e}
+		}
 		if err := c.srv.broker.Send(l.path, msgs...); err != nil {
 			c.log.Debug("send refused", "path", l.path, "err", err)
 			return &wire.Rejected{Error: brokerError(err)}
 		}
 	case kindCBS:
 		for _, m := range msgs {
-			c.routeReply(m, c.srv.mgmt.CBS(m))
+			reply, g, ok := c.srv.mgmt.CBS(m)
+			if ok {
+				c.addGrant(g)
+			}
+			c.routeReply(m, reply)
 		}
 	case kindMgmt:
 		if d := c.srv.mgmt.Delay(); d > 0 {
@@ -112,7 +121,7 @@ func (c *conn) process(l *link, in *incoming) wire.DeliveryState {
 			break
 		}
 		for _, m := range msgs {
-			c.routeReply(m, c.srv.mgmt.Answer(l.path, m))
+			c.routeReply(m, c.srv.mgmt.Answer(l.path, m, c.rights(l.path)))
 		}
 	}
 	return &wire.Accepted{}
@@ -131,7 +140,7 @@ func (c *conn) answerLater(d time.Duration, path string, msgs []*amqp.Message) {
 		return
 	}
 	for _, m := range msgs {
-		c.routeReply(m, c.srv.mgmt.Answer(path, m))
+		c.routeReply(m, c.srv.mgmt.Answer(path, m, c.rights(path)))
 	}
 }
 
@@ -171,6 +180,8 @@ func brokerError(err error) *wire.Error {
 		cond = condInvalidField
 	case errors.Is(err, broker.ErrLockLost):
 		cond = condLockLost
+	case errors.Is(err, broker.ErrNotAllowed):
+		cond = condNotAllowed
 	}
 	return &wire.Error{Condition: cond, Description: err.Error()}
 }
@@ -216,6 +227,7 @@ func (l *link) flushRepliesLocked() {
 // consumes one credit. It returns the delivery-id.
 func (l *link) transferLocked(tag, payload []byte, settled bool) (uint32, error) {
 	s := l.s
+	l.active = time.Now()
 	did := s.nextDeliveryID
 	s.nextDeliveryID++
 	l.deliveryCount++

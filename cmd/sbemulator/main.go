@@ -5,7 +5,10 @@
 //	sbemulator -addr localhost:5672 -config Config.json -admin-addr localhost:5300 -log-level info
 //
 // -admin-addr serves the admin HTTP API (entities, stats, faults; see emulator/README.md) to
-// loopback clients; -strict-auth makes the emulator validate SAS tokens against -key-name/-key.
+// loopback clients; -strict-auth makes the emulator validate SAS tokens against -key-name/-key and
+// the Config.json's SharedAccessPolicies, enforcing their rights; -link-idle-timeout,
+// -connection-idle-timeout and -connection-open-timeout shorten (or, with 0, turn off) the
+// service's 10-minute, 5-minute and 1-minute idle rules.
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
@@ -37,8 +41,22 @@ func run(args []string) error {
 	strict := fs.Bool("strict-auth", false, "validate SAS tokens against -key-name/-key and answer 401 otherwise")
 	keyName := fs.String("key-name", emulator.DefaultKeyName, "shared access key name of the printed connection string")
 	key := fs.String("key", emulator.DefaultKey, "shared access key of the printed connection string")
+	linkIdle := fs.Duration("link-idle-timeout", emulator.DefaultLinkIdleTimeout, "detach links idle this long, as Service Bus does (0: never)")
+	connIdle := fs.Duration("connection-idle-timeout", emulator.DefaultConnectionIdleTimeout, "close a connection this long after its last link closed (0: never)")
+	connOpen := fs.Duration("connection-open-timeout", emulator.DefaultConnectionOpenTimeout, "close a connection that attaches no link within this (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+	}{{"link-idle-timeout", linkIdle}, {"connection-idle-timeout", connIdle}, {"connection-open-timeout", connOpen}} {
+		switch {
+		case *d.v < 0:
+			return fmt.Errorf("-%s %s: must not be negative (0 turns it off)", d.name, *d.v)
+		case *d.v == 0:
+			*d.v = -1 // emulator.Options: negative is off, zero the default
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -57,6 +75,7 @@ func run(args []string) error {
 	srv, err := emulator.Start(&emulator.Options{
 		Addr: *addr, Config: cfg, Logger: log, AdminAddr: *adminAddr,
 		StrictAuth: *strict, KeyName: *keyName, Key: *key,
+		LinkIdleTimeout: *linkIdle, ConnectionIdleTimeout: *connIdle, ConnectionOpenTimeout: *connOpen,
 	})
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@
 //	POST   /faults/renew-lock                        {"count":3,"status":410|503}
 //	POST   /faults/management-delay                  {"delay":"2s"}
 //	POST   /faults/drop-connections                  {} ⇒ {"dropped":n}
-//	POST   /faults/detach-idle-receivers             {"idle":"2s","settleOnManagement":false}
+//	POST   /faults/detach-idle-receivers             {"idle":"2s","settleOnManagement":true}
 //	POST   /faults/refuse-connections                {"duration":"5s"}
 //
 // Errors are {"error":"<what is wrong>","code":"<stable code>"} with codes InvalidRequest

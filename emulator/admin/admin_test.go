@@ -137,7 +137,8 @@ func TestFaultRoutes(t *testing.T) {
 		{"POST", "/faults/management-delay", `{"delay":"PT2S"}`, 200},
 		{"POST", "/faults/management-delay", `{"delay":"-1s"}`, 400},
 		{"POST", "/faults/management-delay", `{"delay":5}`, 400},
-		{"POST", "/faults/detach-idle-receivers", `{"idle":"1.5s","settleOnManagement":true}`, 200},
+		{"POST", "/faults/detach-idle-receivers", `{"idle":"1s","settleOnManagement":false}`, 200},
+		{"POST", "/faults/detach-idle-receivers", `{"idle":"1.5s"}`, 200}, // settleOnManagement defaults to true
 		{"POST", "/faults/refuse-connections", `{"duration":"4s"}`, 200},
 		{"POST", "/faults/drop-connections", ``, 200},
 		{"POST", "/faults/drop-connections", `{"x":1}`, 400},

@@ -148,6 +148,7 @@ type Counters struct {
 	ScheduleCancels    uint64 `json:"scheduleCancels"`
 	Duplicates         uint64 `json:"duplicates"`
 	Expired            uint64 `json:"expired"`
+	Forwarded          uint64 `json:"forwarded"`
 }
 
 var kindNames = map[broker.EntityKind]string{
@@ -168,6 +169,7 @@ func StatsOf(st broker.Stats) Stats {
 				Renewals: c.LockRenewed, Completes: c.Completed, Abandons: c.Abandoned, Defers: c.Deferred,
 				Releases: c.Released, DeadLetters: c.DeadLettered, LockExpiries: c.LockExpired,
 				Scheduled: c.Scheduled, ScheduleCancels: c.ScheduleCancelled, Duplicates: c.Duplicates, Expired: c.Expired,
+				Forwarded: c.Forwarded,
 			},
 		})
 	}
@@ -231,10 +233,12 @@ type DelayFault struct {
 	Delay Duration `json:"delay"`
 }
 
-// DetachIdleFault is the body of POST /faults/detach-idle-receivers.
+// DetachIdleFault is the body of POST /faults/detach-idle-receivers. SettleOnManagement
+// defaults to true (the service accepts settlement through $management after a detach);
+// false is a what-if beyond the service.
 type DetachIdleFault struct {
 	Idle               Duration `json:"idle"`
-	SettleOnManagement bool     `json:"settleOnManagement"`
+	SettleOnManagement *bool    `json:"settleOnManagement,omitempty"`
 }
 
 // RefuseFault is the body of POST /faults/refuse-connections.
@@ -286,11 +290,13 @@ func (s *server) detachIdle(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeConn(w, r, &req) {
 		return
 	}
-	if err := s.conn.DetachIdleReceivers(time.Duration(req.Idle), req.SettleOnManagement); err != nil {
+	settle := req.SettleOnManagement == nil || *req.SettleOnManagement
+	req.SettleOnManagement = &settle
+	if err := s.conn.DetachIdleReceivers(time.Duration(req.Idle), settle); err != nil {
 		s.fail(w, badRequest("%v", err))
 		return
 	}
-	s.log.Info("fault set: detach idle receivers", "idle", time.Duration(req.Idle), "settleOnManagement", req.SettleOnManagement)
+	s.log.Info("fault set: detach idle receivers", "idle", time.Duration(req.Idle), "settleOnManagement", settle)
 	writeJSON(w, http.StatusOK, req)
 }
 

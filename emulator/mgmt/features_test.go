@@ -146,22 +146,24 @@ func TestStrictAuth(t *testing.T) {
 	if err := b.CreateQueue("orders", broker.DefaultQueueProperties()); err != nil {
 		t.Fatal(err)
 	}
-	h := New(b, &Options{Clock: clk, StrictAuth: []SASKey{{KeyName: "RootManageSharedAccessKey", Key: "s3cret"}}})
+	h := New(b, &Options{Clock: clk, StrictAuth: []SASKey{{KeyName: "RootManageSharedAccessKey", Key: "s3cret"}, {KeyName: "sender", Key: "k2", Rights: RightSend}}})
 	aud := "amqp://localhost:5672/orders"
 	later := clk.Now().Add(time.Hour)
 	tests := []struct {
 		name, typ, token string
 		wantCode         int32
 		wantDesc         string
+		wantRights       Rights
 	}{
-		{"valid", TokenTypeSAS, sign("RootManageSharedAccessKey", "s3cret", aud, later), 200, ""},
-		{"namespace-wide", TokenTypeSAS, sign("RootManageSharedAccessKey", "s3cret", "sb://localhost/", later), 200, ""},
-		{"wrong key", TokenTypeSAS, sign("RootManageSharedAccessKey", "guess", aud, later), 401, "signature does not match"},
-		{"unknown key name", TokenTypeSAS, sign("other", "s3cret", aud, later), 401, "unknown key name"},
-		{"expired", TokenTypeSAS, sign("RootManageSharedAccessKey", "s3cret", aud, clk.Now().Add(-time.Second)), 401, "expired"},
-		{"other entity", TokenTypeSAS, sign("RootManageSharedAccessKey", "s3cret", "amqp://localhost:5672/payments", later), 401, "not"},
-		{"not a SAS", TokenTypeSAS, "Bearer x", 401, "SharedAccessSignature"},
-		{"jwt", "jwt", "eyJ", 401, "token type"},
+		{"valid", TokenTypeSAS, sign("RootManageSharedAccessKey", "s3cret", aud, later), 200, "", AllRights},
+		{"send-only policy", TokenTypeSAS, sign("sender", "k2", aud, later), 200, "", RightSend},
+		{"namespace-wide", TokenTypeSAS, sign("RootManageSharedAccessKey", "s3cret", "sb://localhost/", later), 200, "", AllRights},
+		{"wrong key", TokenTypeSAS, sign("RootManageSharedAccessKey", "guess", aud, later), 401, "signature does not match", 0},
+		{"unknown key name", TokenTypeSAS, sign("other", "s3cret", aud, later), 401, "unknown key name", 0},
+		{"expired", TokenTypeSAS, sign("RootManageSharedAccessKey", "s3cret", aud, clk.Now().Add(-time.Second)), 401, "ExpiredToken: The token is expired. Expiration time: '", 0},
+		{"other entity", TokenTypeSAS, sign("RootManageSharedAccessKey", "s3cret", "amqp://localhost:5672/payments", later), 401, "not", 0},
+		{"not a SAS", TokenTypeSAS, "Bearer x", 401, "SharedAccessSignature", 0},
+		{"jwt", "jwt", "eyJ", 401, "token type", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,12 +172,49 @@ func TestStrictAuth(t *testing.T) {
 				ApplicationProperties: map[string]any{"operation": OpPutToken, "type": tt.typ, "name": aud, "expiration": "0"},
 				Value:                 tt.token,
 			})
-			r := decode(t, h.CBS(req))
+			rep, g, ok := h.CBS(req)
+			r := decode(t, rep)
 			if r.code != tt.wantCode || !strings.Contains(r.desc, tt.wantDesc) {
 				t.Fatalf("put-token: %d %q, want %d mentioning %q", r.code, r.desc, tt.wantCode, tt.wantDesc)
 			}
+			if ok != (r.code == 200) || g.Rights != tt.wantRights || (ok && (g.Path != "orders" || !g.Expires.Equal(later.Truncate(time.Second)))) {
+				t.Errorf("grant %+v (ok %v), want rights %v on orders until %v", g, ok, tt.wantRights, later)
+			}
 			if r.code == 401 && r.cond != CondUnauthorized {
 				t.Errorf("condition %q", r.cond)
+			}
+		})
+	}
+}
+
+// Management operations need the claim Azure asks for: Listen to peek, renew and settle, Send to
+// schedule; Manage covers both.
+func TestManagementRights(t *testing.T) {
+	f := newFixture(t)
+	peek := func() *amqp.Message {
+		return sdkRequest(t, OpPeekMessage, map[string]any{"from-sequence-number": int64(1), "message-count": int32(1)})
+	}
+	schedule := func() *amqp.Message {
+		return sdkRequest(t, OpCancelScheduledMessage, map[string]any{"sequence-numbers": []int64{99}})
+	}
+	tests := []struct {
+		name     string
+		req      *amqp.Message
+		rights   Rights
+		wantCode int32
+		wantDesc string
+	}{
+		{"peek with Send only", peek(), RightSend, 401, "Unauthorized access. 'Listen' claim(s) are required to perform this operation."},
+		{"peek with Listen", peek(), RightListen, 204, ""},
+		{"cancel with Listen only", schedule(), RightListen, 401, "Unauthorized access. 'Send' claim(s) are required to perform this operation."},
+		{"cancel with Send", schedule(), RightSend, 404, ""},
+		{"cancel with Manage", schedule(), AllRights, 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := decode(t, f.h.Answer("orders", tt.req, tt.rights))
+			if r.code != tt.wantCode || (tt.wantDesc != "" && r.desc != tt.wantDesc) {
+				t.Fatalf("%d %q, want %d %q", r.code, r.desc, tt.wantCode, tt.wantDesc)
 			}
 		})
 	}

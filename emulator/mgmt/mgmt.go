@@ -53,6 +53,7 @@ const (
 	CondInvalidField    = "amqp:invalid-field"
 	CondInternalError   = "amqp:internal-error"
 	CondServerBusy      = "com.microsoft:server-busy"
+	CondNotAllowed      = "amqp:not-allowed"
 )
 
 // MaxPeekCount caps message-count of one peek, as Azure does.
@@ -115,52 +116,84 @@ func badRequest(format string, args ...any) status {
 	return status{code: 400, desc: fmt.Sprintf(format, args...), cond: CondInvalidField}
 }
 
+// Grant is what a successful put-token gives the connection it arrived on: Rights on Path
+// (an entity path as the audience named it) until Expires. In permissive mode every grant has
+// AllRights and no expiry.
+type Grant struct {
+	Path    string
+	Rights  Rights
+	Expires time.Time // zero: never
+}
+
+// Strict reports whether put-token validates tokens (Options.StrictAuth); connections
+// enforce the rights of their grants only then.
+func (h *Handler) Strict() bool { return len(h.keys) > 0 }
+
 // CBS answers one $cbs request. Only put-token is supported. The audience ("name") may be
 // "amqp://host:port/<path>", "sb://host:port/<path>" or a bare path; 200 when the broker
 // knows the path, 404 otherwise. With Options.StrictAuth the token is validated first: 401
 // (amqp:unauthorized-access, the SDK's CodeUnauthorizedAccess) when it is not a valid SAS
-// token for the audience.
-func (h *Handler) CBS(req *amqp.Message) *amqp.Message {
+// token for the audience; an expired one is described as the service does ("ExpiredToken:
+// The token is expired. Expiration time: …", Microsoft's TestClientUnauthorizedCreds). ok
+// reports a 200 answer, with what it grants.
+func (h *Handler) CBS(req *amqp.Message) (_ *amqp.Message, g Grant, ok bool) {
 	h.b.NoteManagementCall()
 	op, _ := appString(req, "operation")
 	if op != OpPutToken {
-		return reply(req, status{code: 404, desc: fmt.Sprintf("unsupported $cbs operation %q (only put-token)", op), cond: CondNotImplemented}, nil)
+		return reply(req, status{code: 404, desc: fmt.Sprintf("unsupported $cbs operation %q (only put-token)", op), cond: CondNotImplemented}, nil), g, false
 	}
-	aud, ok := appString(req, "name")
-	if !ok || aud == "" {
-		return reply(req, badRequest("put-token: application property \"name\" (the audience) is missing or not a string"), nil)
+	aud, found := appString(req, "name")
+	if !found || aud == "" {
+		return reply(req, badRequest("put-token: application property \"name\" (the audience) is missing or not a string"), nil), g, false
 	}
-	if st := h.authorize(req, aud); st.code != 0 {
+	claims, st := h.authorize(req, aud)
+	if st.code != 0 {
 		h.log.Info("put-token rejected", "audience", aud, "reason", st.desc)
-		return reply(req, st, nil)
+		return reply(req, st, nil), g, false
 	}
 	path := audiencePath(aud)
 	if !h.b.Known(path) {
 		h.log.Debug("put-token for unknown entity", "audience", aud)
-		return reply(req, status{code: 404, desc: fmt.Sprintf("The messaging entity '%s' could not be found.", path), cond: CondEntityNotFound}, nil)
+		return reply(req, status{code: 404, desc: fmt.Sprintf("The messaging entity '%s' could not be found.", path), cond: CondEntityNotFound}, nil), g, false
 	}
-	return reply(req, status{code: 200, desc: "OK"}, nil)
+	return reply(req, status{code: 200, desc: "OK"}, nil), Grant{Path: path, Rights: claims.Rights, Expires: claims.Expires}, true
 }
 
-// authorize validates the token of a put-token request in strict mode (zero status: ok).
-func (h *Handler) authorize(req *amqp.Message, aud string) status {
+// authorize validates the token of a put-token request in strict mode (zero status: ok). In
+// permissive mode every token grants AllRights without expiry.
+func (h *Handler) authorize(req *amqp.Message, aud string) (Claims, status) {
 	if len(h.keys) == 0 {
-		return status{}
+		return Claims{Rights: AllRights}, status{}
 	}
 	unauthorized := func(format string, args ...any) status {
 		return status{code: 401, desc: "Unauthorized: " + fmt.Sprintf(format, args...), cond: CondUnauthorized}
 	}
 	if typ, _ := appString(req, "type"); typ != TokenTypeSAS {
-		return unauthorized("token type %q is not accepted (want %q: strict mode validates SAS tokens only)", typ, TokenTypeSAS)
+		return Claims{}, unauthorized("token type %q is not accepted (want %q: strict mode validates SAS tokens only)", typ, TokenTypeSAS)
 	}
 	token, ok := req.Value.(string)
 	if !ok {
-		return unauthorized("the token (body) is %T, want a string", req.Value)
+		return Claims{}, unauthorized("the token (body) is %T, want a string", req.Value)
 	}
-	if err := ValidateSASToken(token, aud, h.keys, h.clock.Now()); err != nil {
-		return unauthorized("%v", err)
+	claims, err := CheckSASToken(token, aud, h.keys, h.clock.Now())
+	if errors.Is(err, ErrTokenExpired) {
+		return Claims{}, status{code: 401, desc: ExpiredTokenDescription(tokenExpiry(token)), cond: CondUnauthorized}
 	}
-	return status{}
+	if err != nil {
+		return Claims{}, unauthorized("%v", err)
+	}
+	return claims, status{}
+}
+
+// ExpiredTokenDescription is the service's text for an expired token.
+func ExpiredTokenDescription(expired time.Time) string {
+	return fmt.Sprintf("ExpiredToken: The token is expired. Expiration time: '%s'", expired.UTC().Format("2006-01-02 15:04:05Z"))
+}
+
+// UnauthorizedDescription is the service's text for an operation whose claim is missing
+// (Microsoft's TestClientUnauthorizedCreds matches it): need is Listen or Send.
+func UnauthorizedDescription(need Rights) string {
+	return fmt.Sprintf("Unauthorized access. '%s' claim(s) are required to perform this operation.", need)
 }
 
 // audiencePath strips "scheme://host[:port]/" from a CBS audience.
@@ -175,7 +208,7 @@ func audiencePath(aud string) string {
 }
 
 // Management answers one request sent to "<entityPath>/$management" (entityPath is the link
-// address without the suffix).
+// address without the suffix) for a caller holding every right.
 //
 // With a management delay fault set it waits that long first (cut short by Close): the
 // caller's goroutine blocks for the delay. Callers that must not block call Delay and
@@ -189,7 +222,7 @@ func (h *Handler) Management(entityPath string, req *amqp.Message) *amqp.Message
 			t.Stop()
 		}
 	}
-	return h.Answer(entityPath, req)
+	return h.Answer(entityPath, req, AllRights)
 }
 
 // Delay returns how long the reply to a management request arriving now is to be delayed
@@ -198,10 +231,19 @@ func (h *Handler) Management(entityPath string, req *amqp.Message) *amqp.Message
 func (h *Handler) Delay() time.Duration { return h.faults.takeDelay() }
 
 // Answer is Management without the injected delay: the connection engine waits Delay on a
-// goroutine of its own and then calls Answer, so other traffic is not held up.
-func (h *Handler) Answer(entityPath string, req *amqp.Message) *amqp.Message {
+// goroutine of its own and then calls Answer, so other traffic is not held up. rights are the
+// caller's claims on entityPath: schedule and cancel-scheduled need RightSend, every other
+// operation RightListen; a missing claim answers 401 (amqp:unauthorized-access).
+func (h *Handler) Answer(entityPath string, req *amqp.Message, rights Rights) *amqp.Message {
 	h.b.NoteManagementCall()
 	op, _ := appString(req, "operation")
+	need := RightListen
+	if _, ok := pathOperations[op]; ok {
+		need = RightSend
+	}
+	if !rights.Has(need) && !rights.Has(RightManage) {
+		return reply(req, status{code: 401, desc: UnauthorizedDescription(need), cond: CondUnauthorized}, nil)
+	}
 	out, st := h.management(entityPath, op, req)
 	if st.code >= 400 {
 		h.log.Debug("management request failed", "entity", entityPath, "operation", op, "status", st.code, "description", st.desc)
@@ -465,6 +507,8 @@ func (h *Handler) brokerStatus(op string, err error) status {
 		return status{code: 503, desc: err.Error(), cond: CondServerBusy}
 	case errors.Is(err, broker.ErrInvalidMessage), errors.Is(err, broker.ErrSendToSubqueue):
 		return status{code: 400, desc: err.Error(), cond: CondInvalidField}
+	case errors.Is(err, broker.ErrNotAllowed):
+		return status{code: 400, desc: err.Error(), cond: CondNotAllowed}
 	default:
 		h.log.Error("management operation failed", "operation", op, "err", err)
 		return status{code: 500, desc: err.Error(), cond: CondInternalError}

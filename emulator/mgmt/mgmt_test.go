@@ -186,7 +186,8 @@ func TestCBS(t *testing.T) {
 		if tt.audience != "" {
 			m.ApplicationProperties["name"] = tt.audience
 		}
-		r := decode(t, f.h.CBS(wire(t, m)))
+		rep, _, _ := f.h.CBS(wire(t, m))
+		r := decode(t, rep)
 		if r.code != tt.want {
 			t.Errorf("%s %q: status %d (%s), want %d", tt.op, tt.audience, r.code, r.desc, tt.want)
 		}
