@@ -408,7 +408,7 @@ func TestConnectionString(t *testing.T) {
 	if !strings.HasPrefix(srv.Addr(), "127.0.0.1:") || port == "" || port == "0" {
 		t.Fatalf("Addr() = %q", srv.Addr())
 	}
-	want := "Endpoint=sb://localhost:" + port + ";SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=emulator;UseDevelopmentEmulator=true"
+	want := "Endpoint=sb://127.0.0.1:" + port + ";SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=emulator;UseDevelopmentEmulator=true"
 	if got := srv.ConnectionString(); got != want {
 		t.Fatalf("ConnectionString() = %q, want %q", got, want)
 	}

@@ -312,9 +312,10 @@ func (s *Server) ConnectionString() string {
 }
 
 // ConnectionStringFor returns a connection string signing with another shared access policy
-// (see Options.Policies), e.g. a send-only one.
+// (see Options.Policies), e.g. a send-only one. The endpoint is Addr, an IP address, so that
+// clients dial without a name lookup (under load a lookup of "localhost" can time out).
 func (s *Server) ConnectionStringFor(keyName, key string) string {
-	return "Endpoint=sb://localhost:" + s.port() +
+	return "Endpoint=sb://" + s.Addr() +
 		";SharedAccessKeyName=" + keyName + ";SharedAccessKey=" + key + ";UseDevelopmentEmulator=true"
 }
 
