@@ -26,6 +26,12 @@ need_az() {
 	fi
 }
 
+# need_resource_group sets RESOURCE_GROUP from itself or azd's AZURE_RESOURCE_GROUP, or stops with HINT.
+need_resource_group() {
+	RESOURCE_GROUP=${RESOURCE_GROUP:-${AZURE_RESOURCE_GROUP:-}}
+	[[ -n "$RESOURCE_GROUP" ]] || die "set RESOURCE_GROUP $1"
+}
+
 # deployment_output NAME prints an output of the resource group's last deployment of main.bicep (named "main").
 deployment_output() {
 	az deployment group show -g "$RESOURCE_GROUP" -n main --query "properties.outputs.$1.value" -o tsv

@@ -18,8 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deploy-common.sh
 
-RESOURCE_GROUP=${RESOURCE_GROUP:-${AZURE_RESOURCE_GROUP:-}}
-[[ -n "$RESOURCE_GROUP" ]] || die "set RESOURCE_GROUP to the resource group to deploy into"
+need_resource_group "to the resource group to deploy into"
 need_az
 export HOLDFAST_HOSTING_PLAN=Consumption # read by infra/main.bicepparam
 

@@ -11,8 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deploy-common.sh
 
-RESOURCE_GROUP=${RESOURCE_GROUP:-${AZURE_RESOURCE_GROUP:-}}
-[[ -n "$RESOURCE_GROUP" ]] || die "set RESOURCE_GROUP (azd: azd env set AZURE_RESOURCE_GROUP <rg>)"
+need_resource_group "(azd: azd env set AZURE_RESOURCE_GROUP <rg>)"
 need_az
 
 app=${functionAppName:-$(deployment_output functionAppName)}

@@ -1125,75 +1125,90 @@ func (s *Scope) call(n callNode, locals map[string]any) (any, error) {
 	return v, nil
 }
 
+// arity is the number of arguments each supported function takes (min, max; -1 for any).
+var arity = map[string][2]int{
+	"resourcegroup": {0, 0}, "environment": {0, 0}, "tolower": {1, 1}, "toupper": {1, 1}, "trim": {1, 1},
+	"string": {1, 1}, "int": {1, 1}, "length": {1, 1}, "empty": {1, 1}, "take": {2, 2}, "skip": {2, 2},
+	"substring": {2, 3}, "contains": {2, 2}, "startswith": {2, 2}, "endswith": {2, 2}, "replace": {3, 3},
+	"split": {2, 2}, "join": {2, 2}, "padleft": {2, 3}, "min": {1, -1}, "max": {1, -1}, "union": {1, -1},
+	"concat": {0, -1}, "uniquestring": {1, -1}, "range": {2, 2}, "map": {2, 2}, "filter": {2, 2}, "reduce": {3, 3},
+}
+
+// typedArgs reads a call's arguments by type; the first mismatch is kept in err and later reads return zero
+// values, so a function body reads what it needs and checks err once.
+type typedArgs struct {
+	v   []any
+	err error
+}
+
+func (a *typedArgs) fail(i int, want string) {
+	if a.err == nil {
+		a.err = fmt.Errorf("%w: argument %d is %T, not %s", ErrEval, i+1, a.v[i], want)
+	}
+}
+
+func (a *typedArgs) str(i int) string {
+	v, ok := a.v[i].(string)
+	if !ok {
+		a.fail(i, "string")
+	}
+	return v
+}
+
+func (a *typedArgs) num(i int) int {
+	v, ok := a.v[i].(int)
+	if !ok {
+		a.fail(i, "int")
+	}
+	return v
+}
+
+func (a *typedArgs) arr(i int) []any {
+	v, ok := a.v[i].([]any)
+	if !ok {
+		a.fail(i, "array")
+	}
+	return v
+}
+
 func (s *Scope) callFunction(name string, args []any) (any, error) {
-	argc := func(min, max int) error {
-		if len(args) < min || len(args) > max {
-			return fmt.Errorf("%w: %d arguments", ErrEval, len(args))
-		}
-		return nil
+	n, ok := arity[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: function %s is not supported by the evaluator", ErrEval, name)
 	}
-	str := func(i int) (string, error) {
-		v, ok := args[i].(string)
-		if !ok {
-			return "", fmt.Errorf("%w: argument %d is %T, not string", ErrEval, i+1, args[i])
-		}
-		return v, nil
+	if len(args) < n[0] || (n[1] >= 0 && len(args) > n[1]) {
+		return nil, fmt.Errorf("%w: %d arguments", ErrEval, len(args))
 	}
-	num := func(i int) (int, error) {
-		v, ok := args[i].(int)
-		if !ok {
-			return 0, fmt.Errorf("%w: argument %d is %T, not int", ErrEval, i+1, args[i])
-		}
-		return v, nil
+	a := &typedArgs{v: args}
+	v, err := s.callTyped(name, a)
+	if a.err != nil {
+		return nil, a.err
 	}
-	arr := func(i int) ([]any, error) {
-		v, ok := args[i].([]any)
-		if !ok {
-			return nil, fmt.Errorf("%w: argument %d is %T, not array", ErrEval, i+1, args[i])
-		}
-		return v, nil
-	}
+	return v, err
+}
+
+// callTyped evaluates a supported function whose arity has been checked.
+func (s *Scope) callTyped(name string, a *typedArgs) (any, error) {
+	args := a.v
 	switch name {
 	case "resourcegroup":
-		return s.env.ResourceGroup, argc(0, 0)
+		return s.env.ResourceGroup, nil
 	case "environment":
-		return s.env.Environment, argc(0, 0)
-	case "tolower", "toupper", "trim":
-		if err := argc(1, 1); err != nil {
-			return nil, err
-		}
-		v, err := str(0)
-		if err != nil {
-			return nil, err
-		}
-		switch name {
-		case "tolower":
-			return strings.ToLower(v), nil
-		case "toupper":
-			return strings.ToUpper(v), nil
-		}
-		return strings.TrimSpace(v), nil
+		return s.env.Environment, nil
+	case "tolower":
+		return strings.ToLower(a.str(0)), nil
+	case "toupper":
+		return strings.ToUpper(a.str(0)), nil
+	case "trim":
+		return strings.TrimSpace(a.str(0)), nil
 	case "string":
-		if err := argc(1, 1); err != nil {
-			return nil, err
-		}
 		return toString(args[0])
 	case "int":
-		if err := argc(1, 1); err != nil {
-			return nil, err
-		}
 		if v, ok := args[0].(int); ok {
 			return v, nil
 		}
-		v, err := str(0)
-		if err != nil {
-			return nil, err
-		}
-		return strconv.Atoi(v)
+		return strconv.Atoi(a.str(0))
 	case "length", "empty":
-		if err := argc(1, 1); err != nil {
-			return nil, err
-		}
 		n := -1
 		switch x := args[0].(type) {
 		case string:
@@ -1213,13 +1228,7 @@ func (s *Scope) callFunction(name string, args []any) (any, error) {
 		}
 		return n, nil
 	case "take", "skip":
-		if err := argc(2, 2); err != nil {
-			return nil, err
-		}
-		k, err := num(1)
-		if err != nil {
-			return nil, err
-		}
+		k := a.num(1)
 		cut := func(n int) (int, int) {
 			k := max(0, min(k, n))
 			if name == "take" {
@@ -1230,171 +1239,91 @@ func (s *Scope) callFunction(name string, args []any) (any, error) {
 		switch x := args[0].(type) {
 		case string:
 			r := []rune(x)
-			a, b := cut(len(r))
-			return string(r[a:b]), nil
+			from, to := cut(len(r))
+			return string(r[from:to]), nil
 		case []any:
-			a, b := cut(len(x))
-			return slices.Clone(x[a:b]), nil
+			from, to := cut(len(x))
+			return slices.Clone(x[from:to]), nil
 		}
 		return nil, fmt.Errorf("%w: %s of %T", ErrEval, name, args[0])
 	case "substring":
-		if err := argc(2, 3); err != nil {
-			return nil, err
-		}
-		v, err := str(0)
-		if err != nil {
-			return nil, err
-		}
-		r := []rune(v)
-		from, err := num(1)
-		if err != nil {
-			return nil, err
-		}
+		r := []rune(a.str(0))
+		from := a.num(1)
 		n := len(r) - from
 		if len(args) == 3 {
-			if n, err = num(2); err != nil {
-				return nil, err
-			}
+			n = a.num(2)
 		}
-		if from < 0 || n < 0 || from+n > len(r) {
-			return nil, fmt.Errorf("%w: substring(%q, %d, %d) out of range", ErrEval, v, from, n)
+		if a.err == nil && (from < 0 || n < 0 || from+n > len(r)) {
+			return nil, fmt.Errorf("%w: substring(%q, %d, %d) out of range", ErrEval, string(r), from, n)
+		}
+		if a.err != nil {
+			return nil, nil
 		}
 		return string(r[from : from+n]), nil
 	case "contains":
-		if err := argc(2, 2); err != nil {
-			return nil, err
-		}
 		switch x := args[0].(type) {
 		case string:
-			sub, err := str(1)
-			if err != nil {
-				return nil, err
-			}
-			return strings.Contains(x, sub), nil
+			return strings.Contains(x, a.str(1)), nil
 		case []any:
 			return slices.ContainsFunc(x, func(e any) bool { return equal(e, args[1]) }), nil
 		case map[string]any:
-			k, err := str(1)
-			if err != nil {
-				return nil, err
-			}
-			_, ok := x[k]
+			_, ok := x[a.str(1)]
 			return ok, nil
 		}
 		return nil, fmt.Errorf("%w: contains on %T", ErrEval, args[0])
 	case "startswith", "endswith":
-		if err := argc(2, 2); err != nil {
-			return nil, err
-		}
-		a, err := str(0)
-		if err != nil {
-			return nil, err
-		}
-		b, err := str(1)
-		if err != nil {
-			return nil, err
-		}
-		a, b = strings.ToLower(a), strings.ToLower(b) // Bicep compares case-insensitively
+		x, y := strings.ToLower(a.str(0)), strings.ToLower(a.str(1)) // Bicep compares case-insensitively
 		if name == "startswith" {
-			return strings.HasPrefix(a, b), nil
+			return strings.HasPrefix(x, y), nil
 		}
-		return strings.HasSuffix(a, b), nil
+		return strings.HasSuffix(x, y), nil
 	case "replace":
-		if err := argc(3, 3); err != nil {
-			return nil, err
-		}
-		var ss [3]string
-		for i := range ss {
-			v, err := str(i)
-			if err != nil {
-				return nil, err
-			}
-			ss[i] = v
-		}
-		return strings.ReplaceAll(ss[0], ss[1], ss[2]), nil
+		return strings.ReplaceAll(a.str(0), a.str(1), a.str(2)), nil
 	case "split":
-		if err := argc(2, 2); err != nil {
-			return nil, err
-		}
-		v, err := str(0)
-		if err != nil {
-			return nil, err
-		}
-		sep, err := str(1)
-		if err != nil {
-			return nil, err
-		}
 		var out []any
-		for _, p := range strings.Split(v, sep) {
+		for _, p := range strings.Split(a.str(0), a.str(1)) {
 			out = append(out, p)
 		}
 		return out, nil
 	case "join":
-		if err := argc(2, 2); err != nil {
-			return nil, err
-		}
-		a, err := arr(0)
-		if err != nil {
-			return nil, err
-		}
-		sep, err := str(1)
-		if err != nil {
-			return nil, err
-		}
-		parts := make([]string, len(a))
-		for i, e := range a {
+		items := a.arr(0)
+		parts := make([]string, len(items))
+		for i, e := range items {
+			var err error
 			if parts[i], err = toString(e); err != nil {
 				return nil, err
 			}
 		}
-		return strings.Join(parts, sep), nil
+		return strings.Join(parts, a.str(1)), nil
 	case "padleft":
-		if err := argc(2, 3); err != nil {
-			return nil, err
-		}
 		v, err := toString(args[0])
 		if err != nil {
 			return nil, err
 		}
-		w, err := num(1)
-		if err != nil {
-			return nil, err
-		}
-		pad := " "
+		width, pad := a.num(1), " "
 		if len(args) == 3 {
-			if pad, err = str(2); err != nil || len(pad) != 1 {
+			if pad = a.str(2); len(pad) != 1 {
 				return nil, fmt.Errorf("%w: padLeft needs one padding character", ErrEval)
 			}
 		}
-		for len(v) < w {
+		for len(v) < width {
 			v = pad + v
 		}
 		return v, nil
 	case "min", "max":
 		if len(args) == 1 {
-			a, err := arr(0)
-			if err != nil {
-				return nil, err
-			}
-			args = a
+			a = &typedArgs{v: a.arr(0), err: a.err}
 		}
-		if len(args) == 0 {
+		if len(a.v) == 0 {
 			return nil, fmt.Errorf("%w: %s of nothing", ErrEval, name)
 		}
-		best, err := num(0)
-		if err != nil {
-			return nil, err
-		}
-		for i := range args[1:] {
-			v, err := num(i + 1)
-			if err != nil {
-				return nil, err
-			}
-			if (name == "min") == (v < best) {
+		best := a.num(0)
+		for i := 1; i < len(a.v); i++ {
+			if v := a.num(i); (name == "min") == (v < best) {
 				best = v
 			}
 		}
-		return best, nil
+		return best, a.err
 	case "union":
 		out := map[string]any{}
 		for i := range args {
@@ -1410,18 +1339,14 @@ func (s *Scope) callFunction(name string, args []any) (any, error) {
 			if _, ok := args[0].([]any); ok {
 				var out []any
 				for i := range args {
-					a, err := arr(i)
-					if err != nil {
-						return nil, err
-					}
-					out = append(out, a...)
+					out = append(out, a.arr(i)...)
 				}
 				return out, nil
 			}
 		}
 		var b strings.Builder
-		for _, a := range args {
-			v, err := toString(a)
+		for _, x := range args {
+			v, err := toString(x)
 			if err != nil {
 				return nil, err
 			}
@@ -1431,8 +1356,8 @@ func (s *Scope) callFunction(name string, args []any) (any, error) {
 	case "uniquestring":
 		// Deterministic like the real function (13 lower-case base-32 characters), not the same hash.
 		h := fnv.New64a()
-		for _, a := range args {
-			v, err := toString(a)
+		for _, x := range args {
+			v, err := toString(x)
 			if err != nil {
 				return nil, err
 			}
@@ -1450,32 +1375,15 @@ func (s *Scope) callFunction(name string, args []any) (any, error) {
 		}
 		return string(out), nil
 	case "range":
-		if err := argc(2, 2); err != nil {
-			return nil, err
-		}
-		from, err := num(0)
-		if err != nil {
-			return nil, err
-		}
-		count, err := num(1)
-		if err != nil {
-			return nil, err
-		}
+		from, count := a.num(0), a.num(1)
 		out := make([]any, 0, max(count, 0))
 		for i := range count {
 			out = append(out, from+i)
 		}
 		return out, nil
 	case "map", "filter":
-		if err := argc(2, 2); err != nil {
-			return nil, err
-		}
-		a, err := arr(0)
-		if err != nil {
-			return nil, err
-		}
 		var out []any
-		for i, e := range a {
+		for i, e := range a.arr(0) {
 			r, err := s.apply(args[1], e, i)
 			if err != nil {
 				return nil, err
@@ -1490,15 +1398,9 @@ func (s *Scope) callFunction(name string, args []any) (any, error) {
 		}
 		return out, nil
 	case "reduce":
-		if err := argc(3, 3); err != nil {
-			return nil, err
-		}
-		a, err := arr(0)
-		if err != nil {
-			return nil, err
-		}
 		acc := args[1]
-		for i, e := range a {
+		for i, e := range a.arr(0) {
+			var err error
 			if acc, err = s.apply(args[2], acc, e, i); err != nil {
 				return nil, err
 			}
