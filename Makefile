@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-go fuzz-short fuzz infra-check bench npm-deps fmt-check test-ui ui-screenshot
+.PHONY: test test-go test-examples example-package fuzz-short fuzz infra-check bench npm-deps fmt-check test-ui ui-screenshot
 # test: everything CI runs — the npm packages installed if missing (as make start does), gofmt, vet, the whole
 # suite with -race (the emulator runs in-process, Azurite is started by the tests from node_modules), a short
-# bounded run of every fuzz target, the Bicep checks and the operator page in headless chromium (test-ui).
+# bounded run of every fuzz target, the Bicep checks, the operator page in headless chromium (test-ui) and the
+# example modules (test-examples: `go test ./...` here does not descend into a nested module).
 # Works first on a fresh clone.
-test: npm-deps fmt-check infra-check test-go fuzz-short test-ui
+test: npm-deps fmt-check infra-check test-go test-examples fuzz-short test-ui
 
 # npm-deps: npm ci when node_modules lacks a package of package-lock.json (or has another version).
 npm-deps:
@@ -22,6 +23,16 @@ fmt-check:
 test-go:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# test-examples: vet and test each example module on its own (examples/custom-processor: holdfast.Main with
+# its own processor, tested through holdfasttest). The e2e package also builds it and runs it under the dev host.
+EXAMPLES := examples/custom-processor
+test-examples: npm-deps
+	@set -e; for d in $(EXAMPLES); do $(MAKE) -C $$d test GO=$(GO); done
+
+# example-package: the deployable zip of the custom-processor example (examples/custom-processor/bin/).
+example-package:
+	$(MAKE) -C examples/custom-processor package GO=$(GO)
 
 # test-ui: the operator page driven in Debian's chromium (/usr/bin/chromium, or HOLDFAST_CHROMIUM) against
 # the dev-host stack. ui-screenshot runs it and saves the last screen as docs/operator-page.png.

@@ -22,7 +22,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/holdfast-dev/holdfast/internal/process"
 	"github.com/holdfast-dev/holdfast/processor"
 )
 
@@ -59,7 +61,15 @@ type Options struct {
 	// Ready, if set, is called once with the listener's address (host:port) when the handler accepts
 	// connections. FUNCTIONS_CUSTOMHANDLER_PORT "0" picks a free port.
 	Ready func(addr string)
+	// NoMessageWait: a run whose receive gets nothing for this long stops receiving, so a run over an empty
+	// queue ends quickly. 0 ⇒ 5 s. Tests shorten it.
+	NoMessageWait time.Duration
 }
+
+// Summary is the result of one ProcessQueue run, the invocation's ReturnValue: how many messages were
+// received, completed, abandoned, dead-lettered, deferred, taken back because due, lost their lock, or had a
+// processor that ignored its context (stuck), and the renewals made.
+type Summary = process.Summary
 
 // Main runs the handler with p until SIGTERM or SIGINT and exits the process with ExitOK, ExitFailed or
 // ExitConfig. It never returns. p nil runs the built-in processor named by HOLDFAST_PROCESSOR.

@@ -24,16 +24,22 @@ import (
 // handler, plus local.settings.json with values.
 func stageApp(t *testing.T, values map[string]string) string {
 	t.Helper()
+	return stageAppFrom(t, "..", handlerBin, values)
+}
+
+// stageAppFrom is stageApp for the app whose host.json and functions/ are in dir, with the handler binary bin.
+func stageAppFrom(t *testing.T, dir, bin string, values map[string]string) string {
+	t.Helper()
 	root := t.TempDir()
-	copyFile(t, filepath.Join("..", "host.json"), filepath.Join(root, "host.json"), 0o644)
-	fns, err := filepath.Glob(filepath.Join("..", "functions", "*", "function.json"))
+	copyFile(t, filepath.Join(dir, "host.json"), filepath.Join(root, "host.json"), 0o644)
+	fns, err := filepath.Glob(filepath.Join(dir, "functions", "*", "function.json"))
 	if err != nil || len(fns) == 0 {
 		t.Fatalf("no function folders: %v", err)
 	}
 	for _, fn := range fns {
 		copyFile(t, fn, filepath.Join(root, filepath.Base(filepath.Dir(fn)), "function.json"), 0o644)
 	}
-	copyFile(t, handlerBin, filepath.Join(root, "handler"), 0o755)
+	copyFile(t, bin, filepath.Join(root, "handler"), 0o755)
 	v := map[string]string{
 		"FUNCTIONS_WORKER_RUNTIME": "custom",
 		"ProcessQueueSchedule":     "0 0 0 1 1 *", // yearly: the tests fire the timer by hand
@@ -109,6 +115,13 @@ func startStack(t *testing.T, extra map[string]string) *stack {
 // overrides or adds app settings.
 func startStackOn(t *testing.T, name string, props broker.QueueProperties, extra map[string]string) *stack {
 	t.Helper()
+	return startStackStaged(t, name, props, extra, stageApp)
+}
+
+// startStackStaged is startStackOn with the app staged by stage (stageApp: the repository's own handler).
+func startStackStaged(t *testing.T, name string, props broker.QueueProperties, extra map[string]string,
+	stage func(*testing.T, map[string]string) string) *stack {
+	t.Helper()
 	srv, err := emulator.Start(&emulator.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +141,7 @@ func startStackOn(t *testing.T, name string, props broker.QueueProperties, extra
 	for k, v := range extra {
 		values[k] = v
 	}
-	st := &stack{srv: srv, queue: name, root: stageApp(t, values)}
+	st := &stack{srv: srv, queue: name, root: stage(t, values)}
 	st.startHost(t)
 	c, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
 	if err != nil {

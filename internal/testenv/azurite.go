@@ -119,13 +119,9 @@ func StartAzurite() (conn string, stop func(), err error) {
 	if conn := os.Getenv(EnvTables); conn != "" {
 		return conn, func() {}, nil
 	}
-	root, err := RepoRoot()
+	bin, err := findAzurite()
 	if err != nil {
 		return "", nil, err
-	}
-	bin := filepath.Join(root, azuriteBin)
-	if _, err := os.Stat(bin); err != nil {
-		return "", nil, fmt.Errorf("azurite not installed at %s (run `npm ci` in %s): %w", bin, root, err)
 	}
 	var errs []error
 	for range startAttempts {
@@ -221,6 +217,36 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// findAzurite returns the Azurite Table server: node_modules/.bin/azurite-table in the working directory or
+// the nearest directory above it that has one (a module nested in the repository, such as an example, finds
+// the repository's), else azurite-table on PATH.
+func findAzurite() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find azurite: %w", err)
+	}
+	for d := dir; ; {
+		bin := filepath.Join(d, azuriteBin)
+		if _, err := os.Stat(bin); err == nil {
+			return bin, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if bin, err := exec.LookPath(filepath.Base(azuriteBin)); err == nil {
+		return bin, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		root = dir
+	}
+	return "", fmt.Errorf("azurite not installed: no %s at or above %s and no %s on PATH (run `npm ci` in %s): %w",
+		azuriteBin, dir, filepath.Base(azuriteBin), root, os.ErrNotExist)
 }
 
 // RepoRoot returns the repository root: the nearest directory at or above the working directory holding go.mod.
