@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-go test-examples example-package fuzz-short fuzz infra-check bench npm-deps fmt-check test-ui ui-screenshot
+.PHONY: test test-go test-js test-examples example-package fuzz-short fuzz infra-check bench npm-deps fmt-check test-ui ui-screenshot
 # test: everything CI runs — the npm packages installed if missing (as make start does), gofmt, vet, the whole
-# suite with -race (the emulator runs in-process, Azurite is started by the tests from node_modules), a short
-# bounded run of every fuzz target, the Bicep checks, the operator page in headless chromium (test-ui) and the
-# example modules (test-examples: `go test ./...` here does not descend into a nested module).
-# Works first on a fresh clone.
-test: npm-deps fmt-check infra-check test-go test-examples fuzz-short test-ui
+# suite with -race (the emulator runs in-process, Azurite is started by the tests from node_modules), the
+# JavaScript SDK conformance subset (test-js), a short bounded run of every fuzz target, the Bicep checks, the
+# operator page in headless chromium (test-ui) and the example modules (test-examples: `go test ./...` here does
+# not descend into a nested module). Works first on a fresh clone.
+test: npm-deps fmt-check infra-check test-go test-js test-examples fuzz-short test-ui
 
 # npm-deps: npm ci when node_modules lacks a package of package-lock.json (or has another version).
 npm-deps:
@@ -20,9 +20,15 @@ fmt-check:
 	out=$$(gofmt -l $$files); \
 	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 
+# test-go runs every Go package but ./jstest, which test-js runs.
 test-go:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/jstest$$')
+
+# test-js: the JavaScript SDK (@azure/service-bus, node's test runner) against an emulator the Go
+# driver starts in-process; needs `npm ci`.
+test-js:
+	$(GO) test -count=1 -v -timeout 10m -run '^TestJavaScriptSDKConformance$$' ./jstest/
 
 # test-examples: vet and test each example module on its own (examples/custom-processor: holdfast.Main with
 # its own processor, tested through holdfasttest). The e2e package also builds it and runs it under the dev host.
