@@ -358,97 +358,32 @@ func (s *Service) giveUp(ctx context.Context, row ledger.Row, err error, out *re
 	out.fail(row.SequenceNumber, err)
 }
 
-// receive locks the deferred messages of the leased rows: one call for the page; when Service Bus says one
-// of them is not found, one call per number to isolate it. Rows whose message is gone are deleted and
-// reported not found.
+// receive locks the deferred messages of the leased rows (Fetch). Rows whose message is gone are deleted
+// (invariant 3: proven gone) and reported not found; rows whose message exists but cannot be received
+// (locked by another receiver, no longer deferred) or whose receive failed are released and reported failed.
 func (s *Service) receive(ctx context.Context, rows []ledger.Row, out *result) []held {
-	seqs := make([]int64, len(rows))
-	for i, r := range rows {
-		seqs[i] = r.SequenceNumber
-	}
-	cctx, cancel := s.call(ctx)
-	msgs, err := s.recv.ReceiveDeferredMessages(cctx, seqs, nil)
-	cancel()
-	if err != nil && !isNotFound(err) {
+	fetched, err := Fetch(ctx, s.recv, rows, s.o.Concurrency, s.call)
+	if err != nil {
 		out.stop(err)
-		for _, r := range rows {
-			s.giveUp(ctx, r, fmt.Errorf("receive deferred message: %w", err), out)
-		}
-		return nil
-	}
-	bySeq := make(map[int64]*azservicebus.ReceivedMessage, len(msgs))
-	for _, m := range msgs {
-		if m.SequenceNumber != nil {
-			bySeq[*m.SequenceNumber] = m
-		}
 	}
 	hs := make([]held, 0, len(rows))
-	var missing []ledger.Row
-	for _, r := range rows {
-		if m := bySeq[r.SequenceNumber]; m != nil {
-			hs = append(hs, held{row: r, msg: m})
-		} else {
-			missing = append(missing, r)
-		}
-	}
-	if err == nil && len(missing) == 0 {
-		return hs
-	}
-	// One by one, to tell the missing numbers from the others.
-	found := make([]*azservicebus.ReceivedMessage, len(missing))
-	errs := make([]error, len(missing))
-	s.forEach(len(missing), func(i int) {
-		var got []*azservicebus.ReceivedMessage
-		cctx, cancel := s.call(ctx)
-		defer cancel()
-		got, errs[i] = s.recv.ReceiveDeferredMessages(cctx, []int64{missing[i].SequenceNumber}, nil)
-		if errs[i] == nil && len(got) == 1 {
-			found[i] = got[0]
-		}
-	})
-	for i, r := range missing {
+	for _, f := range fetched {
 		switch {
-		case found[i] != nil:
-			hs = append(hs, held{row: r, msg: found[i]})
-		case errs[i] == nil || isNotFound(errs[i]):
-			s.resolveMissing(ctx, r, out)
+		case f.Msg != nil:
+			hs = append(hs, held{row: f.Row, msg: f.Msg})
+		case f.Gone:
+			cctx, cancel := s.call(ctx)
+			if err := s.ledger.Delete(cctx, f.Row); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+				s.log.Warn("message gone but its ledger row could not be deleted", slog.String("entity", s.entity),
+					slog.Int64("sequenceNumber", f.Row.SequenceNumber), slog.Any("error", err))
+			}
+			cancel()
+			out.add(func(r *Result) { r.NotFound = append(r.NotFound, f.Row.SequenceNumber) })
 		default:
-			s.giveUp(ctx, r, fmt.Errorf("receive deferred message: %w", errs[i]), out)
+			s.giveUp(ctx, f.Row, f.Err, out)
 		}
 	}
 	return hs
-}
-
-// resolveMissing decides about a row whose message could not be received: if a peek shows the message is
-// gone, the row is deleted (invariant 3: proven gone) and the number reported not found; if it still exists
-// (locked by another receiver, or no longer deferred) the row is released and the number reported failed.
-func (s *Service) resolveMissing(ctx context.Context, row ledger.Row, out *result) {
-	seq := row.SequenceNumber
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	peeked, err := s.recv.PeekMessages(cctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &seq})
-	if err != nil {
-		s.giveUp(ctx, row, fmt.Errorf("message not received and peek failed: %w", err), out)
-		return
-	}
-	if len(peeked) == 1 && peeked[0].SequenceNumber != nil && *peeked[0].SequenceNumber == seq {
-		why := "the message is locked by another receiver"
-		if peeked[0].State != azservicebus.MessageStateDeferred {
-			why = "the message is no longer deferred"
-		}
-		s.giveUp(ctx, row, fmt.Errorf("message exists but cannot be received: %s", why), out)
-		return
-	}
-	if err := s.ledger.Delete(cctx, row); err != nil && !errors.Is(err, ledger.ErrNotFound) {
-		s.log.Warn("message gone but its ledger row could not be deleted", slog.String("entity", s.entity),
-			slog.Int64("sequenceNumber", seq), slog.Any("error", err))
-	}
-	out.add(func(r *Result) { r.NotFound = append(r.NotFound, seq) })
-}
-
-func isNotFound(err error) bool {
-	var sbErr *azservicebus.Error
-	return errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeNotFound
 }
 
 // sendCopies sends a copy of every held message in as few batches as fit, and returns those whose copy was

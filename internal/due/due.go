@@ -26,11 +26,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-
+	"github.com/holdfast-dev/holdfast/internal/drain"
 	"github.com/holdfast-dev/holdfast/internal/ledger"
 	"github.com/holdfast-dev/holdfast/internal/process"
 )
@@ -96,8 +94,8 @@ func (s *Source) TakeDue(ctx context.Context, r process.DueReceiver, max int, cl
 	}
 	msgs, rerr := s.receive(ctx, r, claimed)
 	out := make([]process.DueMessage, 0, len(msgs))
-	for _, h := range msgs {
-		out = append(out, process.DueMessage{Message: h.msg, Settled: s.settled(h.row)})
+	for _, f := range msgs {
+		out = append(out, process.DueMessage{Message: f.Msg, Settled: s.settled(f.Row)})
 	}
 	if len(out) > 0 {
 		s.log.Info("took due deferred messages", slog.Int("count", len(out)))
@@ -109,7 +107,7 @@ func (s *Source) TakeDue(ctx context.Context, r process.DueReceiver, max int, cl
 func (s *Source) claim(ctx context.Context, rows []ledger.Row, until time.Time) []ledger.Row {
 	got := make([]ledger.Row, len(rows))
 	errs := make([]error, len(rows))
-	s.forEach(len(rows), func(i int) { got[i], errs[i] = s.ledger.Claim(ctx, rows[i], until) })
+	drain.ForEach(len(rows), s.conc, func(i int) { got[i], errs[i] = s.ledger.Claim(ctx, rows[i], until) })
 	claimed := got[:0]
 	for i, err := range errs {
 		switch {
@@ -125,93 +123,37 @@ func (s *Source) claim(ctx context.Context, rows []ledger.Row, until time.Time) 
 	return claimed
 }
 
-// held is a claimed row and its received message.
-type held struct {
-	row ledger.Row
-	msg *azservicebus.ReceivedMessage
-}
-
-// receive locks the messages of the claimed rows: one call; when Service Bus answers that one of them is not
-// found (the whole call fails then), one call per number. A row whose message is missing is resolved by
-// resolveMissing. A failure of the service releases the rows and is returned.
-func (s *Source) receive(ctx context.Context, r process.DueReceiver, rows []ledger.Row) ([]held, error) {
-	seqs := make([]int64, len(rows))
-	for i, row := range rows {
-		seqs[i] = row.SequenceNumber
-	}
-	msgs, err := r.ReceiveDeferredMessages(ctx, seqs, nil)
-	if err != nil && !isNotFound(err) {
-		for _, row := range rows {
-			s.release(ctx, row, "receive deferred message: "+err.Error())
-		}
-		return nil, fmt.Errorf("due: receive deferred messages: %w", err)
-	}
-	bySeq := make(map[int64]*azservicebus.ReceivedMessage, len(msgs))
-	for _, m := range msgs {
-		if m.SequenceNumber != nil {
-			bySeq[*m.SequenceNumber] = m
-		}
-	}
-	out := make([]held, 0, len(rows))
-	var missing []ledger.Row
-	for _, row := range rows {
-		if m := bySeq[row.SequenceNumber]; m != nil {
-			out = append(out, held{row, m})
-		} else {
-			missing = append(missing, row)
-		}
-	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	found := make([]*azservicebus.ReceivedMessage, len(missing))
-	errs := make([]error, len(missing))
-	s.forEach(len(missing), func(i int) {
-		got, err := r.ReceiveDeferredMessages(ctx, []int64{missing[i].SequenceNumber}, nil)
-		if err == nil && len(got) == 1 {
-			found[i] = got[0]
-		}
-		errs[i] = err
-	})
-	for i, row := range missing {
+// receive locks the messages of the claimed rows (drain.Fetch, as the drain does). A row whose message is
+// gone is deleted (invariant 3: proven gone); one whose message exists but cannot be received (locked by
+// another receiver, not deferred) or whose receive failed is released with the reason, for a later run. A
+// failure of the service is returned.
+func (s *Source) receive(ctx context.Context, r process.DueReceiver, rows []ledger.Row) ([]drain.Fetched, error) {
+	fetched, err := drain.Fetch(ctx, r, rows, s.conc, noBound)
+	got := fetched[:0]
+	for _, f := range fetched {
+		log := s.log.With(slog.Int64("sequenceNumber", f.Row.SequenceNumber))
 		switch {
-		case found[i] != nil:
-			out = append(out, held{row, found[i]})
-		case errs[i] == nil || isNotFound(errs[i]):
-			s.resolveMissing(ctx, r, row)
+		case f.Msg != nil:
+			got = append(got, f)
+		case f.Gone:
+			if err := s.ledger.Delete(ctx, f.Row); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+				log.Warn("due message is gone but its ledger row could not be deleted", slog.Any("error", err))
+				continue
+			}
+			log.Info("due message is gone (completed elsewhere, expired or dead-lettered); ledger row deleted")
 		default:
-			s.release(ctx, row, "receive deferred message: "+errs[i].Error())
+			log.Warn("due message not received; its row is released for a later run", slog.Any("error", f.Err))
+			s.release(ctx, f.Row, f.Err.Error())
 		}
 	}
-	return out, nil
+	if err != nil {
+		return got, fmt.Errorf("due: receive deferred messages: %w", err)
+	}
+	return got, nil
 }
 
-// resolveMissing deals with a row whose message could not be received: a peek that shows the message gone
-// proves the row stale, and it is deleted (invariant 3); a message that still exists (locked elsewhere, or not
-// deferred) keeps its row, released with the reason.
-func (s *Source) resolveMissing(ctx context.Context, r process.DueReceiver, row ledger.Row) {
-	seq := row.SequenceNumber
-	log := s.log.With(slog.Int64("sequenceNumber", seq))
-	peeked, err := r.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &seq})
-	if err != nil {
-		s.release(ctx, row, "message not received and peek failed: "+err.Error())
-		return
-	}
-	if len(peeked) == 1 && peeked[0].SequenceNumber != nil && *peeked[0].SequenceNumber == seq {
-		why := "the due message is locked by another receiver"
-		if peeked[0].State != azservicebus.MessageStateDeferred {
-			why = "the message is not deferred; reconciliation settles the row"
-		}
-		log.Warn("due message exists but cannot be received", slog.String("why", why))
-		s.release(ctx, row, why)
-		return
-	}
-	if err := s.ledger.Delete(ctx, row); err != nil && !errors.Is(err, ledger.ErrNotFound) {
-		log.Warn("due message is gone but its ledger row could not be deleted", slog.Any("error", err))
-		return
-	}
-	log.Info("due message is gone (completed elsewhere, expired or dead-lettered); ledger row deleted")
-}
+// noBound leaves each request's context as TakeDue's (the run bounds the whole take).
+func noBound(ctx context.Context) (context.Context, context.CancelFunc) { return ctx, func() {} }
 
 // settled returns the callback that keeps row consistent with how the run settled its message.
 func (s *Source) settled(row ledger.Row) func(context.Context, process.Settlement) {
@@ -251,23 +193,4 @@ func (s *Source) release(ctx context.Context, row ledger.Row, lastError string) 
 		s.log.Warn("could not release a claimed ledger row; its claim lapses on its own",
 			slog.Int64("sequenceNumber", row.SequenceNumber), slog.Any("error", err))
 	}
-}
-
-// forEach calls f(0…n-1) with at most s.conc calls in flight and returns when all have returned.
-func (s *Source) forEach(n int, f func(i int)) {
-	sem := make(chan struct{}, s.conc)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			f(i)
-		})
-	}
-	wg.Wait()
-}
-
-func isNotFound(err error) bool {
-	var sbErr *azservicebus.Error
-	return errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeNotFound
 }
