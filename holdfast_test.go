@@ -1,7 +1,6 @@
 package holdfast
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,36 +15,19 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/internal/testenv"
 	"github.com/holdfast-dev/holdfast/processor"
 )
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testOptions reads the settings from vars and host.json from dir, and captures stdout and stderr.
-func testOptions(vars map[string]string, dir string) (*Options, *syncBuffer, *syncBuffer) {
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+func testOptions(vars map[string]string, dir string) (*Options, *testenv.Buffer, *testenv.Buffer) {
+	out, errOut := &testenv.Buffer{}, &testenv.Buffer{}
 	return &Options{Getenv: func(k string) string { return vars[k] }, Dir: dir, Stdout: out, Stderr: errOut}, out, errOut
 }
 
 // serveHandler runs the handler with o until the test ends, then stops it and checks it returned nil. It
 // returns the handler's address.
-func serveHandler(t *testing.T, o *Options, out *syncBuffer) string {
+func serveHandler(t *testing.T, o *Options, out *testenv.Buffer) string {
 	t.Helper()
 	addrc := make(chan string, 1)
 	o.Ready = func(a string) { addrc <- a }

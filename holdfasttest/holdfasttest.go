@@ -18,14 +18,12 @@
 package holdfasttest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,7 +61,7 @@ type Handler struct {
 	client   *azservicebus.Client
 	url      string
 	settings map[string]string
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 }
 
 // Main runs the tests of m sharing one Azurite between them, and returns m's exit code:
@@ -108,7 +106,7 @@ func Start(t testing.TB, p processor.Processor, opts *Options) *Handler {
 	if err := srv.Broker().CreateQueue(o.Queue, props); err != nil {
 		t.Fatalf("holdfasttest: create queue %s: %v", o.Queue, err)
 	}
-	h := &Handler{srv: srv, queue: o.Queue, logs: &syncBuffer{}, settings: map[string]string{
+	h := &Handler{srv: srv, queue: o.Queue, logs: &testenv.Buffer{}, settings: map[string]string{
 		"ServiceBusConnection":         srv.ConnectionString(),
 		"HOLDFAST_ENTITY":              o.Queue,
 		"HOLDFAST_RUN_BUDGET":          o.RunBudget.String(),
@@ -244,22 +242,4 @@ func (h *Handler) DeadLettered(t testing.TB) []*azservicebus.ReceivedMessage {
 		t.Fatalf("holdfasttest: peek the dead-letter queue: %v", err)
 	}
 	return msgs
-}
-
-// syncBuffer is a bytes.Buffer for the handler's concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer // guarded by mu
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
