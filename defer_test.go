@@ -2,9 +2,6 @@ package holdfast
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,16 +36,7 @@ func TestDeferGoesThroughTheLedger(t *testing.T) {
 	o, out, _ := testOptions(vars, t.TempDir())
 	addr := serveHandler(t, o, out)
 
-	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json",
-		strings.NewReader(`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var got struct{ ReturnValue map[string]float64 }
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d, decode %v; log %s", resp.StatusCode, err, out)
-	}
+	got := fireTimer(t, addr, out)
 	if got.ReturnValue["deferred"] != 1 || got.ReturnValue["completed"] != 1 || got.ReturnValue["abandoned"] != 0 {
 		t.Fatalf("ReturnValue %v\n%s", got.ReturnValue, out)
 	}

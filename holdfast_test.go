@@ -25,6 +25,30 @@ func testOptions(vars map[string]string, dir string) (*Options, *testenv.Buffer,
 	return &Options{Getenv: func(k string) string { return vars[k] }, Dir: dir, Stdout: out, Stderr: errOut}, out, errOut
 }
 
+// invocation is the custom-handler answer to a timer invocation.
+type invocation struct {
+	Outputs     map[string]any
+	Logs        []string
+	ReturnValue map[string]float64
+}
+
+// fireTimer posts a ProcessQueue timer invocation, as the host does, and returns the answer; anything but a
+// 200 with a JSON envelope fails the test.
+func fireTimer(t *testing.T, addr string, out *testenv.Buffer) invocation {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json",
+		strings.NewReader(`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got invocation
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, decode %v; log %s", resp.StatusCode, err, out)
+	}
+	return got
+}
+
 // serveHandler runs the handler with o until the test ends, then stops it and checks it returned nil. It
 // returns the handler's address.
 func serveHandler(t *testing.T, o *Options, out *testenv.Buffer) string {
@@ -168,20 +192,7 @@ func TestProcessQueueAgainstEmulator(t *testing.T) {
 	o, out, _ := testOptions(vars, t.TempDir())
 	addr := serveHandler(t, o, out)
 
-	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json",
-		strings.NewReader(`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var got struct {
-		Outputs     map[string]any
-		Logs        []string
-		ReturnValue map[string]float64
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d, decode %v; log %s", resp.StatusCode, err, out)
-	}
+	got := fireTimer(t, addr, out)
 	// The failing message is abandoned, redelivered at once and abandoned again, until the queue's
 	// MaxDeliveryCount (2) moves it to the dead-letter queue.
 	want := map[string]float64{"received": 6, "completed": 2, "deadLettered": 2, "abandoned": 2, "deferred": 0, "locksLost": 0}
@@ -306,15 +317,8 @@ func TestCustomProcessorIgnoresTheSetting(t *testing.T) {
 	o.Processor = p
 	addr := serveHandler(t, o, out)
 
-	resp, err := http.Post("http://"+addr+"/ProcessQueue", "application/json", strings.NewReader(`{"Data":{"timer":{}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct{ ReturnValue map[string]float64 }
-	err = json.NewDecoder(resp.Body).Decode(&got)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || got.ReturnValue["completed"] != 1 || seen.Load() != 1 {
-		t.Fatalf("status %d %v, ReturnValue %v, processor calls %d\n%s", resp.StatusCode, err, got.ReturnValue, seen.Load(), out)
+	if got := fireTimer(t, addr, out); got.ReturnValue["completed"] != 1 || seen.Load() != 1 {
+		t.Fatalf("ReturnValue %v, processor calls %d\n%s", got.ReturnValue, seen.Load(), out)
 	}
 	if !strings.Contains(out.String(), `"setting":"HOLDFAST_PROCESSOR","value":"no-such-processor"`) ||
 		!strings.Contains(out.String(), `"processor":"custom"`) {

@@ -114,17 +114,8 @@ func TestProcessQueueOutcomes(t *testing.T) {
 	if stats.Active != 0 || stats.Deferred != want.Deferred || stats.DeadLettered != len(wantDLQ) || stats.Locked != 0 {
 		t.Errorf("queue stats %+v: want 0 active, %d deferred, %d dead-lettered, none locked", stats, want.Deferred, len(wantDLQ))
 	}
-	dlq, err := st.client.NewReceiverForQueue(queue, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dlq.Close(ctx)
-	msgs, err := dlq.PeekMessages(ctx, 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]string{}
-	for _, m := range msgs {
+	for _, m := range st.deadLettered(ctx, t) {
 		if m.DeadLetterReason != nil {
 			got[string(m.Body)] = *m.DeadLetterReason
 		}

@@ -256,3 +256,18 @@ func (st *stack) call(t *testing.T, method, path, body string) (int, []byte) {
 	}
 	return resp.StatusCode, b
 }
+
+// deadLettered peeks at (up to 100 of) the queue's dead-letter messages.
+func (st *stack) deadLettered(ctx context.Context, t *testing.T) []*azservicebus.ReceivedMessage {
+	t.Helper()
+	dlq, err := st.client.NewReceiverForQueue(st.queue, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close(ctx)
+	msgs, err := dlq.PeekMessages(ctx, 100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}

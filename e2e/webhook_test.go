@@ -131,17 +131,8 @@ func TestWebhookEndToEnd(t *testing.T) {
 		t.Fatalf("queue after run 2: %+v", s)
 	}
 
-	dlq, err := st.client.NewReceiverForQueue(st.queue, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dlq.Close(ctx)
-	msgs, err := dlq.PeekMessages(ctx, 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]string{}
-	for _, m := range msgs {
+	for _, m := range st.deadLettered(ctx, t) {
 		got[m.MessageID] = deref(m.DeadLetterReason) + "|" + deref(m.DeadLetterErrorDescription)
 	}
 	if got["id-bad"] != "http-400|field customerId is required" || !strings.HasPrefix(got["id-flaky"], "MaxDeliveryCountExceeded|") {
