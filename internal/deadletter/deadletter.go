@@ -14,8 +14,9 @@
 //   - keeps every other message it received locked until the call ends and then abandons it. Abandoning a
 //     message at once would make it the head again and the next receive would return it, so a scan could
 //     never get past it. The DLQ fully supports peek-lock, does not observe time-to-live, and a message
-//     cannot be dead-lettered out of it (Azure docs service-bus-dead-letter-queues), so the abandon only
-//     raises the message's delivery count.
+//     cannot be dead-lettered out of it (Azure docs service-bus-dead-letter-queues), so the abandon leaves the
+//     message where it was; Service Bus does not even raise its delivery count there (Microsoft's
+//     TestMessageSettlementUsingReceiver: abandoned in the DLQ, received again with the same count).
 //
 // Holding costs lock time and memory, so a call holds at most Options.MaxHeld messages (and MaxHeldBytes of
 // body), each for at most half of its lock (LockedUntil read against the local clock, as package lockrenew

@@ -20,7 +20,7 @@ import (
 
 // Result is the answer of a resubmit or delete call: the deferred drain's shape (Processed counts the
 // selected messages the call decided on; DeadLettered stays 0), plus Released, the messages the call received
-// ahead of or beside the selected ones and abandoned (their delivery count went up by one).
+// ahead of or beside the selected ones and abandoned (left in the DLQ as they were).
 type Result struct {
 	drain.Result
 	Released int `json:"released"`
