@@ -33,9 +33,14 @@ const (
 	shutdownTimeout = 30 * time.Second
 )
 
-// run wires and serves until ctx is cancelled. o has its defaults filled in.
+// run wires the handler and runs it in o.Mode. o has its defaults filled in.
 func run(ctx context.Context, o Options) error {
 	logger := slog.New(slog.NewJSONHandler(o.Stdout, nil))
+	if err := o.Mode.validate(); err != nil {
+		fmt.Fprintf(o.Stderr, "holdfast: %v\n", err)
+		logger.Error("invalid mode", slog.Any("error", err))
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	cfg, err := loadConfig(o)
 	if err != nil {
 		fmt.Fprintf(o.Stderr, "holdfast: invalid configuration: %v\n", oneLine(err))
@@ -48,27 +53,61 @@ func run(ctx context.Context, o Options) error {
 		logger.Error("start-up failed", slog.Any("error", err))
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	switch o.Mode {
+	case ModeRunOnce:
+		return runOnce(ctx, h, cfg, o, logger)
+	case ModeWorker:
+		return work(ctx, h, cfg, logger)
+	}
 
-	port := o.Getenv(portEnv)
-	if port == "" {
-		port = defaultPort
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+	addr, setting, err := listenAddr(o)
 	if err != nil {
-		fmt.Fprintf(o.Stderr, "holdfast: listen on port %s (%s): %v\n", port, portEnv, err)
-		logger.Error("listen failed", slog.String("port", port), slog.Any("error", err))
-		return fmt.Errorf("%w: listen on port %s (%s): %w", ErrServe, port, portEnv, err)
+		fmt.Fprintf(o.Stderr, "holdfast: %v\n", err)
+		logger.Error("invalid listen address", slog.Any("error", err))
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("entity", cfg.Entity.String()),
-		slog.String("runBudget", cfg.RunBudget.String()), slog.String("processor", h.processorName))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(o.Stderr, "holdfast: listen on %s (%s): %v\n", addr, setting, err)
+		logger.Error("listen failed", slog.String("addr", addr), slog.Any("error", err))
+		return fmt.Errorf("%w: listen on %s (%s): %w", ErrServe, addr, setting, err)
+	}
+	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("mode", o.Mode.String()),
+		slog.String("entity", cfg.Entity.String()), slog.String("runBudget", cfg.RunBudget.String()), slog.String("processor", h.processorName))
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
 	return serve(ctx, ln, h, logger)
 }
 
+// listenAddr is where the handler listens: 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT under the Functions host
+// (only the host talks to it), HOLDFAST_LISTEN_ADDR in ModeServe. It also names the setting, for messages.
+func listenAddr(o Options) (addr, setting string, err error) {
+	if o.Mode == ModeServe {
+		addr = o.Getenv(SettingListenAddr)
+		if addr == "" {
+			return DefaultListenAddr, SettingListenAddr, nil
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return "", SettingListenAddr, fmt.Errorf("%s: %q is not host:port (%v); use e.g. %q", SettingListenAddr, addr, err, DefaultListenAddr)
+		}
+		return addr, SettingListenAddr, nil
+	}
+	port := o.Getenv(portEnv)
+	if port == "" {
+		port = defaultPort
+	}
+	return net.JoinHostPort("127.0.0.1", port), portEnv, nil
+}
+
+// loadConfig reads the settings: with host.json's functionTimeout under the host, without it standalone.
 func loadConfig(o Options) (*config.Config, error) {
-	return config.LoadApp(o.Getenv, o.Dir, &config.LoadOptions{CustomProcessor: o.Processor != nil})
+	lo := &config.LoadOptions{CustomProcessor: o.Processor != nil}
+	if o.Mode.Standalone() {
+		lo.Standalone = true
+		return config.LoadWith(o.Getenv, lo)
+	}
+	return config.LoadApp(o.Getenv, o.Dir, lo)
 }
 
 // handler is the wired application.
@@ -121,7 +160,9 @@ func wire(cfg *config.Config, o Options, logger *slog.Logger) (*handler, error) 
 	if err != nil {
 		return nil, err
 	}
-	opts.Runner = svc
+	if o.Mode == ModeHandler {
+		opts.Runner = svc // ProcessQueue: standalone runs are started by run-once and worker, not over HTTP
+	}
 	e, err := httpapi.New(opts)
 	if err != nil {
 		return nil, err
@@ -190,20 +231,25 @@ func serve(ctx context.Context, ln net.Listener, h *handler, logger *slog.Logger
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, err)
 	}
-	if err := h.service.Close(sctx); err != nil {
-		logger.Warn("closing the Service Bus client failed", slog.Any("error", err))
-	}
-	if err := h.drain.Close(sctx); err != nil {
-		logger.Warn("closing the drain's Service Bus client failed", slog.Any("error", err))
-	}
-	if err := h.deadLetter.Close(sctx); err != nil {
-		logger.Warn("closing the dead-letter drain's Service Bus client failed", slog.Any("error", err))
-	}
+	h.close(sctx, logger)
 	logger.Info("stopped")
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrServe, errors.Join(errs...))
 	}
 	return nil
+}
+
+// close closes the Service Bus clients of the run service and of both drains (those opened).
+func (h *handler) close(ctx context.Context, logger *slog.Logger) {
+	if err := h.service.Close(ctx); err != nil {
+		logger.Warn("closing the Service Bus client failed", slog.Any("error", err))
+	}
+	if err := h.drain.Close(ctx); err != nil {
+		logger.Warn("closing the drain's Service Bus client failed", slog.Any("error", err))
+	}
+	if err := h.deadLetter.Close(ctx); err != nil {
+		logger.Warn("closing the dead-letter drain's Service Bus client failed", slog.Any("error", err))
+	}
 }
 
 // oneLine flattens a (possibly joined) error for the single stderr line.

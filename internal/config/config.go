@@ -34,6 +34,9 @@ const (
 	SettingMaxLockRenewal      = "HOLDFAST_MAX_LOCK_RENEWAL"
 	SettingLockDuration        = "HOLDFAST_LOCK_DURATION"
 	SettingProcessor           = "HOLDFAST_PROCESSOR"
+	// SettingProcessTimeout is, in standalone mode (run-once, worker, serve), how long the platform lets the
+	// process live — a Container Apps job's replicaTimeout; it takes the place of functionTimeout.
+	SettingProcessTimeout = "HOLDFAST_PROCESS_TIMEOUT"
 	// SettingFunctionTimeout overrides host.json's functionTimeout, for the host and for the handler alike.
 	SettingFunctionTimeout = "AzureFunctionsJobHost__functionTimeout"
 )
@@ -51,6 +54,10 @@ const (
 	// BudgetMargin is the default gap between the run budget and the host's functionTimeout. It covers
 	// SettleTimeout + CloseTimeout, which a run may still spend after its budget.
 	BudgetMargin = 30 * time.Second
+
+	// DefaultStandaloneBudget is the run budget in standalone mode without HOLDFAST_PROCESS_TIMEOUT: the same
+	// as under the host's default functionTimeout.
+	DefaultStandaloneBudget = DefaultFunctionTimeout - BudgetMargin
 
 	MaxBatchSize   = 5000 // azservicebus limit for maxMessages
 	MaxConcurrency = 1000
@@ -116,12 +123,17 @@ type Config struct {
 	// Webhook configures the webhook processor; read only when Processor is "webhook".
 	Webhook Webhook
 
-	// FunctionTimeout is the host's functionTimeout the run must fit in: AzureFunctionsJobHost__functionTimeout
-	// when set, else host.json's functionTimeout, else 5 min (see LoadWith).
+	// FunctionTimeout is the limit the run must fit in. Under the Functions host it is the host's
+	// functionTimeout: AzureFunctionsJobHost__functionTimeout when set, else host.json's functionTimeout, else
+	// 5 min (see LoadWith). In standalone mode it is HOLDFAST_PROCESS_TIMEOUT, or 0 when that is unset: no limit
+	// is known and only the budget's own minimum is checked.
 	FunctionTimeout time.Duration
 	// FunctionTimeoutSource names where FunctionTimeout came from, for error messages: SettingFunctionTimeout,
-	// HostJSONTimeout, or "" for the default.
+	// HostJSONTimeout, SettingProcessTimeout, or "" for the default.
 	FunctionTimeoutSource string
+	// Standalone: the handler runs outside the Functions host (run-once, worker, serve), so no functionTimeout
+	// applies; see LoadOptions.Standalone.
+	Standalone bool
 
 	// LockDuration is the entity's lock duration (HOLDFAST_LOCK_DURATION), 0 when unset. The Service Bus
 	// clients' retry options derive from it (lockrenew.RetryOptions; 0 sizes them for DefaultLockDuration),
@@ -155,6 +167,11 @@ type LoadOptions struct {
 	// CustomProcessor: the program supplies its own processor, so HOLDFAST_PROCESSOR is not read and
 	// Config.Processor is "".
 	CustomProcessor bool
+	// Standalone: the handler runs outside the Functions host, where no host.json functionTimeout kills it.
+	// FunctionTimeout and AzureFunctionsJobHost__functionTimeout are ignored; HOLDFAST_PROCESS_TIMEOUT, when set,
+	// is the limit the run budget (plus settle and close time) must fit in, and the default budget is that limit
+	// minus BudgetMargin, or DefaultStandaloneBudget without it.
+	Standalone bool
 }
 
 // Load reads the app settings through getenv (os.Getenv in production) with default options.
@@ -177,7 +194,11 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 		Concurrency:     DefaultConcurrency,
 		Processor:       DefaultProcessor,
 	}
-	errs = append(errs, c.loadFunctionTimeout(get, opts.FunctionTimeout))
+	if opts.Standalone {
+		errs = append(errs, c.loadProcessTimeout(get))
+	} else {
+		errs = append(errs, c.loadFunctionTimeout(get, opts.FunctionTimeout))
+	}
 	c.ServiceBus = Connection{
 		ConnectionString: get(SettingServiceBus), Endpoint: get(SettingServiceBusNamespace),
 		ClientID: get(SettingServiceBusClientID), Credential: strings.ToLower(get(SettingServiceBusCred)),
@@ -203,6 +224,9 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 	}
 	errs = append(errs, parseInt(get, SettingBatchSize, &c.BatchSize), parseInt(get, SettingConcurrency, &c.Concurrency))
 	c.RunBudget = c.FunctionTimeout - BudgetMargin
+	if c.Standalone && c.FunctionTimeout == 0 {
+		c.RunBudget = DefaultStandaloneBudget
+	}
 	errs = append(errs, parseDuration(get, SettingRunBudget, &c.RunBudget))
 	c.MaxLockRenewal = c.RunBudget
 	errs = append(errs, parseDuration(get, SettingMaxLockRenewal, &c.MaxLockRenewal))

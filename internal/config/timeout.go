@@ -56,11 +56,29 @@ func parseFunctionTimeout(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// loadProcessTimeout sets FunctionTimeout in standalone mode: HOLDFAST_PROCESS_TIMEOUT (a Go duration) when
+// set, else 0 (no known limit). host.json and AzureFunctionsJobHost__functionTimeout are not read: no host
+// enforces them.
+func (c *Config) loadProcessTimeout(get func(string) string) error {
+	c.Standalone, c.FunctionTimeout, c.FunctionTimeoutSource = true, 0, ""
+	v := get(SettingProcessTimeout)
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return &SettingError{Setting: SettingProcessTimeout, Problem: fmt.Sprintf("%q is not a positive Go duration", v),
+			Fix: `use the platform's limit on the process, e.g. "30m" for a Container Apps job's replicaTimeout of 1800, or leave it unset`}
+	}
+	c.FunctionTimeout, c.FunctionTimeoutSource = d, SettingProcessTimeout
+	return nil
+}
+
 // timeoutName names the functionTimeout in effect for messages, with its value's origin.
 func (c *Config) timeoutName() string {
 	switch c.FunctionTimeoutSource {
-	case SettingFunctionTimeout:
-		return SettingFunctionTimeout
+	case SettingFunctionTimeout, SettingProcessTimeout:
+		return c.FunctionTimeoutSource
 	case HostJSONTimeout:
 		return HostJSONTimeout + " (no " + SettingFunctionTimeout + " set)"
 	default:
@@ -72,24 +90,39 @@ func (c *Config) timeoutName() string {
 // functionTimeout kills the handler: RunBudget + SettleTimeout + CloseTimeout ≤ FunctionTimeout.
 func (c *Config) validateBudget() error {
 	timeout := c.FunctionTimeout
+	if c.Standalone && timeout <= 0 { // no known limit: only the budget's own minimum
+		return c.validateBudgetMinimum()
+	}
 	if timeout <= 0 {
 		timeout = DefaultFunctionTimeout
+	}
+	limit := SettingFunctionTimeout
+	if c.Standalone {
+		limit = SettingProcessTimeout
 	}
 	most := timeout - SettleTimeout - CloseTimeout
 	switch {
 	case most < MinRunBudget:
-		return &SettingError{Setting: SettingFunctionTimeout,
-			Problem: fmt.Sprintf("functionTimeout %v from %s leaves no time for a run (%v budget, %v settle timeout, %v receiver close timeout)",
+		return &SettingError{Setting: limit,
+			Problem: fmt.Sprintf("the limit %v from %s leaves no time for a run (%v budget, %v settle timeout, %v receiver close timeout)",
 				timeout, c.timeoutName(), MinRunBudget, SettleTimeout, CloseTimeout),
-			Fix: fmt.Sprintf("set %s to at least %v", SettingFunctionTimeout, MinRunBudget+SettleTimeout+CloseTimeout)}
+			Fix: fmt.Sprintf("set %s to at least %v", limit, MinRunBudget+SettleTimeout+CloseTimeout)}
 	case c.RunBudget < MinRunBudget:
-		return &SettingError{Setting: SettingRunBudget, Problem: fmt.Sprintf("%v is shorter than %v", c.RunBudget, MinRunBudget),
-			Fix: fmt.Sprintf("use at least %v, normally functionTimeout minus %v", MinRunBudget, BudgetMargin)}
+		return c.validateBudgetMinimum()
 	case c.RunBudget > most:
 		return &SettingError{Setting: SettingRunBudget,
-			Problem: fmt.Sprintf("%v plus the %v settle timeout and the %v receiver close timeout is %v, longer than functionTimeout %v from %s: the host would kill the handler while it abandons messages",
+			Problem: fmt.Sprintf("%v plus the %v settle timeout and the %v receiver close timeout is %v, longer than the limit %v from %s: the handler would be killed while it abandons messages",
 				c.RunBudget, SettleTimeout, CloseTimeout, c.RunBudget+SettleTimeout+CloseTimeout, timeout, c.timeoutName()),
-			Fix: fmt.Sprintf("set %s to at most %v, or raise %s", SettingRunBudget, most, SettingFunctionTimeout)}
+			Fix: fmt.Sprintf("set %s to at most %v, or raise %s", SettingRunBudget, most, limit)}
 	}
 	return nil
+}
+
+// validateBudgetMinimum checks the budget's own lower bound.
+func (c *Config) validateBudgetMinimum() error {
+	if c.RunBudget >= MinRunBudget {
+		return nil
+	}
+	return &SettingError{Setting: SettingRunBudget, Problem: fmt.Sprintf("%v is shorter than %v", c.RunBudget, MinRunBudget),
+		Fix: fmt.Sprintf("use at least %v, normally the platform's limit minus %v", MinRunBudget, BudgetMargin)}
 }

@@ -119,3 +119,43 @@ func TestLoadApp(t *testing.T) {
 		t.Fatalf("malformed host.json: %v", err)
 	}
 }
+
+// Standalone there is no host: host.json and AzureFunctionsJobHost__functionTimeout are ignored, and the budget
+// must fit HOLDFAST_PROCESS_TIMEOUT (a Container Apps job's replicaTimeout) when it is set, with the same 25 s
+// of settle and close time; without it only the budget's minimum applies.
+func TestStandaloneBudget(t *testing.T) {
+	standalone := &LoadOptions{Standalone: true, FunctionTimeout: time.Minute}
+	c, err := LoadWith(env(base(map[string]string{SettingFunctionTimeout: "00:01:00"})), standalone)
+	if err != nil || !c.Standalone || c.FunctionTimeout != 0 || c.RunBudget != DefaultStandaloneBudget || c.MaxLockRenewal != DefaultStandaloneBudget {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	// No limit known: a budget of hours is fine.
+	if c, err = LoadWith(env(base(map[string]string{SettingRunBudget: "6h"})), standalone); err != nil || c.RunBudget != 6*time.Hour {
+		t.Fatalf("6h budget without a process timeout: %v", err)
+	}
+	// The job template's values: replicaTimeout 1800 s, budget 29m30s.
+	c, err = LoadWith(env(base(map[string]string{SettingProcessTimeout: "1800s"})), standalone)
+	if err != nil || c.FunctionTimeout != 30*time.Minute || c.FunctionTimeoutSource != SettingProcessTimeout || c.RunBudget != 29*time.Minute+30*time.Second {
+		t.Fatalf("process timeout 30m: %v from %q, budget %v, %v", c.FunctionTimeout, c.FunctionTimeoutSource, c.RunBudget, err)
+	}
+	for _, tt := range []struct {
+		vars    map[string]string
+		setting string
+	}{
+		{map[string]string{SettingProcessTimeout: "30m", SettingRunBudget: "29m36s"}, SettingRunBudget}, // 25 s do not fit
+		{map[string]string{SettingProcessTimeout: "20s"}, SettingProcessTimeout},                        // no room for a run
+		{map[string]string{SettingProcessTimeout: "soon"}, SettingProcessTimeout},
+		{map[string]string{SettingProcessTimeout: "-5m"}, SettingProcessTimeout},
+		{map[string]string{SettingRunBudget: "500ms"}, SettingRunBudget},
+	} {
+		_, err := LoadWith(env(base(tt.vars)), standalone)
+		var se *SettingError
+		if !errors.As(err, &se) || se.Setting != tt.setting || !errors.Is(err, ErrInvalid) {
+			t.Errorf("%v: error %v, want one naming %s", tt.vars, err, tt.setting)
+		}
+	}
+	// Under the host the process timeout means nothing and the host's limit applies.
+	if _, err := LoadWith(env(base(map[string]string{SettingProcessTimeout: "1h", SettingRunBudget: "20m"})), &LoadOptions{FunctionTimeout: 10 * time.Minute}); err == nil {
+		t.Error("under the host, a 20m budget in a 10m functionTimeout was accepted because of HOLDFAST_PROCESS_TIMEOUT")
+	}
+}

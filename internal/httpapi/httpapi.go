@@ -51,10 +51,10 @@ type RunnerFunc func(ctx context.Context) (process.Summary, error)
 // Run calls f(ctx).
 func (f RunnerFunc) Run(ctx context.Context) (process.Summary, error) { return f(ctx) }
 
-// Options configure the server. A nil *Options is invalid (Runner is required); other zero fields mean
-// defaults.
+// Options configure the server. A nil *Options is invalid; zero fields mean defaults.
 type Options struct {
-	// Runner performs timer runs. Required.
+	// Runner performs timer runs. nil ⇒ no ProcessQueue route (404): a standalone `serve` has no timer, its
+	// runs are started by `run-once` and `worker`.
 	Runner Runner
 	// TimerBinding is the timer binding name in function.json; "" accepts whichever single binding the
 	// envelope carries.
@@ -118,8 +118,8 @@ func (e *StatusError) Unwrap() error { return e.Err }
 
 // New returns an echo instance with every route and the JSON error handler installed.
 func New(opts *Options) (*echo.Echo, error) {
-	if opts == nil || opts.Runner == nil {
-		return nil, errors.New("httpapi: Options.Runner is required")
+	if opts == nil {
+		return nil, errors.New("httpapi: Options are required")
 	}
 	s := &Server{runner: opts.Runner, binding: opts.TimerBinding, logger: opts.Logger}
 	if s.logger == nil {
@@ -129,7 +129,9 @@ func New(opts *Options) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.GET("/", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
-	e.POST(ProcessQueuePath, s.processQueue)
+	if s.runner != nil {
+		e.POST(ProcessQueuePath, s.processQueue)
+	}
 	if opts.DeferredList != nil {
 		e.Any(DeferredPath, opts.DeferredList)
 		e.Any(DeferredPath+"/", opts.DeferredList) // the host's route deferred/{action?} matches it too

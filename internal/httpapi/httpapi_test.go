@@ -182,9 +182,24 @@ func TestCustomDeferredHandlers(t *testing.T) {
 	}
 }
 
-func TestNewNeedsRunner(t *testing.T) {
+func TestNewNeedsOptions(t *testing.T) {
 	if _, err := New(nil); err == nil {
 		t.Fatal("nil options accepted")
+	}
+}
+
+// Without a Runner (standalone serve) there is no ProcessQueue route: a timer invocation is a 404 JSON error,
+// and the other routes still answer.
+func TestNoRunnerNoProcessQueue(t *testing.T) {
+	e, err := New(&Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := do(e, http.MethodPost, ProcessQueuePath, timerBody); rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `"error"`) {
+		t.Errorf("POST %s without a runner: %d %s", ProcessQueuePath, rec.Code, rec.Body)
+	}
+	if rec := do(e, http.MethodGet, "/", ""); rec.Code != http.StatusOK {
+		t.Errorf("GET / without a runner: %d", rec.Code)
 	}
 }
 
