@@ -129,7 +129,8 @@ deploy-consumption:
 
 # --- benchmarks (not in CI) ----------------------------------------------------------------------
 # bench prints one table per goal: emulator CPU vs client CPU (sbbench), P1 run vs raw SDK loop,
-# P2 renewals per lock window, P3 drain (1k vs 10k), the dead-letter drain (1k vs 10k), P4 handler start-up, and the micro-benchmarks.
+# P2 renewals per lock window, P3 drain (1k vs 10k), the dead-letter drain (1k vs 10k), P4 handler start-up,
+# 1/2/4 worker instances on one queue (hfscale; -format markdown|json for reports), and the micro-benchmarks.
 bench:
 	$(GO) build -o bin/sbemulator ./cmd/sbemulator
 	$(GO) build -o bin/handler ./handler
@@ -139,4 +140,5 @@ bench:
 	$(GO) test -run='^$$' -bench='^BenchmarkResubmit$$' -benchtime=1x ./internal/drain/
 	$(GO) test -run='^$$' -bench='^BenchmarkResubmitDeadLetters$$' -benchtime=1x ./internal/deadletter/
 	$(GO) run ./cmd/hfbench startup -handler bin/handler
+	$(GO) run ./cmd/hfscale -handler bin/handler
 	$(GO) test -run='^$$' -bench=. -benchmem ./emulator/amqp/ ./emulator/broker/ ./lockrenew/
