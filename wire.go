@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -116,7 +117,8 @@ type handler struct {
 	service       *process.Service
 	drain         *lazyDrain // nil without deferral storage
 	deadLetter    *lazyDeadLetter
-	processorName string // for the start-up log: a built-in name, or "custom"
+	processorName string    // for the start-up log: a built-in name, or "custom"
+	builtin       io.Closer // the built-in processor when it holds resources (the webhook's connections); else nil
 }
 
 // chooseProcessor returns the program's processor, or else the built-in one named by HOLDFAST_PROCESSOR.
@@ -167,7 +169,11 @@ func wire(cfg *config.Config, o Options, logger *slog.Logger) (*handler, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &handler{http: e, service: svc, drain: d, deadLetter: dl, processorName: name}, nil
+	h := &handler{http: e, service: svc, drain: d, deadLetter: dl, processorName: name}
+	if c, ok := proc.(io.Closer); ok && o.Processor == nil {
+		h.builtin = c // a program's own processor is the program's to close
+	}
+	return h, nil
 }
 
 // newLedger builds the deferral ledger from DeferralStorage; without it (nil, nil), defer outcomes are
@@ -239,7 +245,8 @@ func serve(ctx context.Context, ln net.Listener, h *handler, logger *slog.Logger
 	return nil
 }
 
-// close closes the Service Bus clients of the run service and of both drains (those opened).
+// close closes the Service Bus clients of the run service and of both drains (those opened), and the
+// built-in processor's connections.
 func (h *handler) close(ctx context.Context, logger *slog.Logger) {
 	if err := h.service.Close(ctx); err != nil {
 		logger.Warn("closing the Service Bus client failed", slog.Any("error", err))
@@ -249,6 +256,11 @@ func (h *handler) close(ctx context.Context, logger *slog.Logger) {
 	}
 	if err := h.deadLetter.Close(ctx); err != nil {
 		logger.Warn("closing the dead-letter drain's Service Bus client failed", slog.Any("error", err))
+	}
+	if h.builtin != nil {
+		if err := h.builtin.Close(); err != nil {
+			logger.Warn("closing the processor failed", slog.Any("error", err))
+		}
 	}
 }
 

@@ -159,6 +159,13 @@ func (w *Webhook) Process(ctx context.Context, msg *azservicebus.ReceivedMessage
 	return w.answer(ctx, msg, resp)
 }
 
+// Close closes the idle connections to the endpoint. The handler calls it at shutdown; a Process call after
+// it opens new ones.
+func (w *Webhook) Close() error {
+	w.client.CloseIdleConnections()
+	return nil
+}
+
 // request builds the POST for msg.
 func (w *Webhook) request(ctx context.Context, msg *azservicebus.ReceivedMessage) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(msg.Body))

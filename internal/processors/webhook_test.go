@@ -350,3 +350,33 @@ func TestNewWebhookChecksOptions(t *testing.T) {
 		}
 	}
 }
+
+// Close drops the kept-alive connections, so a stopped handler leaves no connection (nor its goroutines) open.
+func TestWebhookCloseDropsIdleConnections(t *testing.T) {
+	closed := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	w := newTestWebhook(t, srv.URL, nil)
+	if out := w.Process(context.Background(), webhookMsg(1)); out.Kind != processor.KindComplete {
+		t.Fatalf("outcome %+v", out)
+	}
+	select {
+	case <-closed:
+		t.Fatal("the connection closed before Close: it was not kept alive")
+	default:
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle connection is still open after Close")
+	}
+}
