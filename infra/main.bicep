@@ -4,7 +4,9 @@
 // Deploys into an existing resource group (az deployment group create, or azd with a resource group):
 //   user-assigned identity · Service Bus namespace + queue (or topic + subscription) · storage account
 //   (host storage, deployment container, ledger table) · Log Analytics + Application Insights · function app
-//   on Flex Consumption (default) or legacy Consumption (Y1).
+//   on Flex Consumption (default) or legacy Consumption (Y1), or (hostingPlan=ContainerAppsJob) a container
+//   registry, a Container Apps environment and an event-driven job that KEDA scales on the entity, with a
+//   second identity for the scaler.
 // Everything authenticates with the identity; the template creates no keys and outputs no secrets.
 // Parameter choices are explained in infra/README.md.
 targetScope = 'resourceGroup'
@@ -122,10 +124,11 @@ param logRetentionInDays int = 30
 // ---------------------------------------------------------------------------------------------------------
 // Function app
 
-@description('Hosting plan: FlexConsumption (default) or the legacy Linux Consumption plan (retires 30 Sep 2028).')
+@description('Hosting plan: FlexConsumption (default), the legacy Linux Consumption plan (retires 30 Sep 2028), or ContainerAppsJob (an event-driven Container Apps job running handler run-once, scaled out by KEDA).')
 @allowed([
   'FlexConsumption'
   'Consumption'
+  'ContainerAppsJob'
 ])
 param hostingPlan string = 'FlexConsumption'
 
@@ -192,7 +195,48 @@ param maximumInstanceCount int = 40
 param packageUrl string = ''
 
 // ---------------------------------------------------------------------------------------------------------
+// Container Apps job (hostingPlan ContainerAppsJob)
 
+@description('ContainerAppsJob: the image the job runs (<registry>/holdfast:<tag>, set by scripts/deploy-job.sh); empty for a placeholder until the first build.')
+@maxLength(512)
+param containerImage string = ''
+
+@description('ContainerAppsJob: seconds one replica may run (replicaTimeout). A run lasts this minus 30 s (HOLDFAST_RUN_BUDGET), the handler checks it against HOLDFAST_PROCESS_TIMEOUT.')
+@minValue(120)
+@maxValue(86400)
+param jobReplicaTimeoutSeconds int = 1800
+
+@description('ContainerAppsJob: replicas per execution (parallelism), each one handler run-once process.')
+@minValue(1)
+@maxValue(20)
+param jobParallelism int = 1
+
+@description('ContainerAppsJob: most executions at once (maxExecutions); the ceiling is this times parallelism times concurrency messages in flight.')
+@minValue(1)
+@maxValue(100)
+param jobMaxExecutions int = 10
+
+@description('ContainerAppsJob: seconds between the scaler\'s polls of the entity (pollingInterval).')
+@minValue(10)
+@maxValue(300)
+param jobPollingIntervalSeconds int = 30
+
+@description('ContainerAppsJob: active messages per execution: the scaler starts one execution per this many waiting messages (messageCount).')
+@minValue(1)
+@maxValue(5000)
+param jobMessagesPerExecution int = 8
+
+@description('ContainerAppsJob: vCPUs per replica; memory is 2 GiB per vCPU.')
+@allowed([
+  1
+  2
+  4
+])
+param jobCpuCores int = 1
+
+// ---------------------------------------------------------------------------------------------------------
+
+var isJob = hostingPlan == 'ContainerAppsJob'
 var token = toLower(uniqueString(resourceGroup().id, namePrefix))
 
 // namePrefix lower-cased with everything but a-z and 0-9 dropped ('My-App_1' gives 'myapp1'); a prefix with no
@@ -206,6 +250,14 @@ var tags = empty(environmentName) ? {} : { 'azd-env-name': environmentName }
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
   name: 'id-${prefix}-${token}'
+  location: location
+  tags: tags
+}
+
+// ContainerAppsJob: KEDA's scaler reads the entity's counts with its own identity (Data Owner on the entity,
+// see modules/roles.bicep), so the app's identity keeps only Data Receiver and Data Sender.
+resource scalerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = if (isJob) {
+  name: 'id-${prefix}-${token}-scaler'
   location: location
   tags: tags
 }
@@ -231,6 +283,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     enableBatchedOperations: enableBatchedOperations
     maxSizeInMegabytes: maxSizeInMegabytes
     principalId: identity.properties.principalId
+    scalerPrincipalId: isJob ? scalerIdentity.properties.principalId : ''
   }
 }
 
@@ -243,6 +296,7 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: 'app-package-${take(token, 8)}'
     deferralTableName: deferralTableName
     principalId: identity.properties.principalId
+    hostStorage: !isJob
   }
 }
 
@@ -255,11 +309,12 @@ module monitoring 'modules/monitoring.bicep' = {
     appInsightsName: 'appi-${prefix}-${token}'
     retentionInDays: logRetentionInDays
     principalId: identity.properties.principalId
+    publishTelemetry: !isJob
   }
 }
 
 // The app consumes outputs of the three modules above, so it is created after their role assignments.
-module functionApp 'modules/functionapp.bicep' = {
+module functionApp 'modules/functionapp.bicep' = if (!isJob) {
   name: 'functionapp'
   params: {
     location: location
@@ -293,17 +348,53 @@ module functionApp 'modules/functionapp.bicep' = {
   }
 }
 
-@description('Function app name.')
-output functionAppName string = functionApp.outputs.name
+module job 'modules/containerappsjob.bicep' = if (isJob) {
+  name: 'containerappsjob'
+  params: {
+    location: location
+    tags: tags
+    environmentName: 'cae-${prefix}-${token}'
+    jobName: 'caj-${prefix}-${token}'
+    registryName: 'cr${prefix}${token}'
+    containerImage: containerImage
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    principalId: identity.properties.principalId
+    scalerIdentityId: scalerIdentity.id
+    workspaceId: monitoring.outputs.workspaceId
+    serviceBusNamespaceName: serviceBus.outputs.namespaceName
+    serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    entityPath: serviceBus.outputs.entityPath
+    tableEndpoint: storage.outputs.tableEndpoint
+    deferralTableName: storage.outputs.deferralTableName
+    replicaTimeoutSeconds: jobReplicaTimeoutSeconds
+    parallelism: jobParallelism
+    maxExecutions: jobMaxExecutions
+    pollingIntervalSeconds: jobPollingIntervalSeconds
+    messagesPerExecution: jobMessagesPerExecution
+    cpuCores: jobCpuCores
+    lockDurationSeconds: lockDurationSeconds
+    batchSize: batchSize
+    concurrency: concurrency
+    processor: processor
+    webhookUrl: webhookUrl
+    webhookTimeout: webhookTimeout
+    webhookHeaders: webhookHeaders
+    webhookAudience: webhookAudience
+  }
+}
 
-@description('Resource ID of the function app (scripts/deploy-consumption.sh syncs its triggers).')
-output functionAppId string = functionApp.outputs.id
+@description('Function app name; empty for ContainerAppsJob.')
+output functionAppName string = isJob ? '' : functionApp.outputs.name
+
+@description('Resource ID of the function app (scripts/deploy-consumption.sh syncs its triggers); empty for ContainerAppsJob.')
+output functionAppId string = isJob ? '' : functionApp.outputs.id
 
 @description('Hosting plan of the app; the deploy scripts pick the deployment method from it.')
 output hostingPlan string = hostingPlan
 
-@description('Function app host name; the drain API is https://<host>/api/deferred.')
-output functionAppHostName string = functionApp.outputs.defaultHostName
+@description('Function app host name; the drain API is https://<host>/api/deferred. Empty for ContainerAppsJob (run handler serve).')
+output functionAppHostName string = isJob ? '' : functionApp.outputs.defaultHostName
 
 @description('Service Bus fully qualified namespace.')
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
@@ -328,3 +419,15 @@ output deploymentContainerUrl string = '${storage.outputs.blobEndpoint}${storage
 
 @description('Client ID of the app identity (AZURE_CLIENT_ID).')
 output identityClientId string = identity.properties.clientId
+
+@description('ContainerAppsJob: the job name; empty on the Functions plans.')
+output jobName string = isJob ? job.outputs.name : ''
+
+@description('ContainerAppsJob: the container registry that scripts/deploy-job.sh builds the image in; empty on the Functions plans.')
+output containerRegistryName string = isJob ? job.outputs.registryName : ''
+
+@description('ContainerAppsJob: the registry login server; empty on the Functions plans.')
+output containerRegistryLoginServer string = isJob ? job.outputs.registryLoginServer : ''
+
+@description('ContainerAppsJob: the image the job runs (HOLDFAST_IMAGE keeps it across provisions); empty on the Functions plans.')
+output containerImage string = isJob ? job.outputs.image : ''

@@ -5,7 +5,8 @@ using './main.bicep'
 
 param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', '')
 param namePrefix = readEnvironmentVariable('HOLDFAST_NAME_PREFIX', 'holdfast')
-param hostingPlan = readEnvironmentVariable('HOLDFAST_HOSTING_PLAN', 'FlexConsumption') // or 'Consumption' (legacy Y1): make deploy-consumption
+param hostingPlan = readEnvironmentVariable('HOLDFAST_HOSTING_PLAN', 'FlexConsumption') // or 'Consumption' (legacy Y1): make deploy-consumption; or 'ContainerAppsJob'
+param containerImage = readEnvironmentVariable('HOLDFAST_IMAGE', '') // ContainerAppsJob only; set by scripts/deploy-job.sh
 param packageUrl = readEnvironmentVariable('HOLDFAST_PACKAGE_URL', '') // Consumption only; set by scripts/deploy-consumption.sh
 param entityKind = 'queue'
 param queueName = 'holdfast'

@@ -1132,6 +1132,7 @@ var arity = map[string][2]int{
 	"substring": {2, 3}, "contains": {2, 2}, "startswith": {2, 2}, "endswith": {2, 2}, "replace": {3, 3},
 	"split": {2, 2}, "join": {2, 2}, "padleft": {2, 3}, "min": {1, -1}, "max": {1, -1}, "union": {1, -1},
 	"concat": {0, -1}, "uniquestring": {1, -1}, "range": {2, 2}, "map": {2, 2}, "filter": {2, 2}, "reduce": {3, 3},
+	"items": {1, 1}, "last": {1, 1},
 }
 
 // typedArgs reads a call's arguments by type; the first mismatch is kept in err and later reads return zero
@@ -1279,6 +1280,33 @@ func (s *Scope) callTyped(name string, a *typedArgs) (any, error) {
 		return strings.HasSuffix(x, y), nil
 	case "replace":
 		return strings.ReplaceAll(a.str(0), a.str(1), a.str(2)), nil
+	case "items": // ARM's items(): {key, value} objects in alphabetical order of the keys
+		obj, ok := args[0].(map[string]any)
+		if !ok {
+			a.fail(0, "object")
+			return nil, nil
+		}
+		out := make([]any, 0, len(obj))
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			out = append(out, map[string]any{"key": k, "value": obj[k]})
+		}
+		return out, nil
+	case "last":
+		switch x := args[0].(type) {
+		case []any:
+			if len(x) == 0 {
+				return nil, nil
+			}
+			return x[len(x)-1], nil
+		case string:
+			if x == "" {
+				return "", nil
+			}
+			r := []rune(x)
+			return string(r[len(r)-1]), nil
+		}
+		a.fail(0, "array or string")
+		return nil, nil
 	case "split":
 		var out []any
 		for _, p := range strings.Split(a.str(0), a.str(1)) {

@@ -221,6 +221,8 @@ func testEnv() *Env {
 				return "https://" + name + ".servicebus.windows.net:443/", true
 			case "Microsoft.Web/sites properties.defaultHostName":
 				return name + ".azurewebsites.net", true
+			case "Microsoft.ContainerRegistry/registries properties.loginServer":
+				return name + ".azurecr.io", true
 			}
 			return nil, false
 		},

@@ -33,8 +33,9 @@ func loadTemplate(rel string) (*Template, error) {
 	return t, nil
 }
 
-// deploy binds params to main.bicep and evaluates every module call, so that each module's own parameter
-// bounds are checked against what main.bicep passes.
+// deploy binds params to main.bicep and evaluates every module call the deployment makes (a module whose
+// condition is false is not deployed), so that each module's own parameter bounds are checked against what
+// main.bicep passes.
 func deploy(params map[string]any) (*Scope, error) {
 	main, err := loadTemplate("main.bicep")
 	if err != nil {
@@ -45,6 +46,13 @@ func deploy(params map[string]any) (*Scope, error) {
 		return nil, err
 	}
 	for _, m := range main.Find("module") {
+		on, err := deployed(s, m)
+		if err != nil {
+			return nil, err
+		}
+		if !on {
+			continue
+		}
 		if _, err := s.Module(m.Name); err != nil {
 			return nil, fmt.Errorf("module %s: %w", m.Name, err)
 		}
@@ -52,8 +60,31 @@ func deploy(params map[string]any) (*Scope, error) {
 	return s, nil
 }
 
-// appSettings evaluates the function app's app settings for a deployment.
+// deployed evaluates a module's or resource's condition (true without one).
+func deployed(s *Scope, d *Decl) (bool, error) {
+	if d.Condition.Text == "" {
+		return true, nil
+	}
+	v, err := s.Eval(d.Condition)
+	if err != nil {
+		return false, fmt.Errorf("%s condition: %w", d.Name, err)
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("%s condition is %T, not bool", d.Name, v)
+	}
+	return b, nil
+}
+
+// isJob reports whether a deployment is of the Container Apps job.
+func isJob(s *Scope) bool { return s.Param("hostingPlan") == "ContainerAppsJob" }
+
+// appSettings evaluates what the handler is configured with: the function app's app settings, or the
+// Container Apps job's environment (secrets resolved) for hostingPlan ContainerAppsJob.
 func appSettings(s *Scope) (map[string]string, error) {
+	if isJob(s) {
+		return jobSettings(s)
+	}
 	app, err := s.Module("functionApp")
 	if err != nil {
 		return nil, err
@@ -77,9 +108,65 @@ func appSettings(s *Scope) (map[string]string, error) {
 	return out, nil
 }
 
-// loadHandlerConfig runs the handler's configuration loader on app settings, with the packaged host.json.
-func loadHandlerConfig(settings map[string]string) (*config.Config, error) {
-	return config.LoadApp(func(k string) string { return settings[k] }, repoRoot, nil)
+// jobSettings evaluates the job container's environment: each value, or the value of the secret it refers to.
+func jobSettings(s *Scope) (map[string]string, error) {
+	job, err := s.Module("job")
+	if err != nil {
+		return nil, err
+	}
+	containers, err := job.ResourceProp("job", "properties.template.containers")
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := containers.([]any); !ok || len(c) != 1 {
+		return nil, fmt.Errorf("job containers: %v, want one", containers)
+	}
+	env := containers.([]any)[0].(map[string]any)["env"]
+	secretList, err := job.ResourceProp("job", "properties.configuration.secrets")
+	if err != nil {
+		return nil, err
+	}
+	secrets := map[string]string{}
+	for _, x := range secretList.([]any) {
+		m := x.(map[string]any)
+		secrets[m["name"].(string)] = m["value"].(string)
+	}
+	out := map[string]string{}
+	for _, x := range env.([]any) {
+		m, ok := x.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("job env entry %T", x)
+		}
+		name, _ := m["name"].(string)
+		if _, dup := out[name]; dup || name == "" {
+			return nil, fmt.Errorf("job env: %q repeated or empty", name)
+		}
+		switch {
+		case m["secretRef"] != nil:
+			v, ok := secrets[m["secretRef"].(string)]
+			if !ok {
+				return nil, fmt.Errorf("job env %s refers to the unknown secret %v", name, m["secretRef"])
+			}
+			out[name] = v
+		default:
+			v, ok := m["value"].(string)
+			if !ok {
+				return nil, fmt.Errorf("job env %s is %T, not a string", name, m["value"])
+			}
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// loadHandlerConfig runs the handler's configuration loader on app settings: with the packaged host.json for
+// the function app, standalone (as `handler run-once` loads them) for the job.
+func loadHandlerConfig(s *Scope, settings map[string]string) (*config.Config, error) {
+	get := func(k string) string { return settings[k] }
+	if isJob(s) {
+		return config.LoadWith(get, &config.LoadOptions{Standalone: true})
+	}
+	return config.LoadApp(get, repoRoot, nil)
 }
 
 // webhookURL is what the range test passes for the webhook processor's URL.
@@ -116,12 +203,25 @@ func TestTemplateRangeThroughHandlerConfig(t *testing.T) {
 		t.Errorf("functionTimeoutMinutes bounds %d..%d, want 1..240 (Flex allows long timeouts)", lo, hi)
 	}
 
+	replicaParam := mustDecl(t, main, "param", "jobReplicaTimeoutSeconds")
+	rlo, _ := intDecorator(replicaParam, "minValue")
+	rhi, _ := intDecorator(replicaParam, "maxValue")
+	replicaTimeouts := []int{rlo, rhi, paramDefault(t, main, "jobReplicaTimeoutSeconds").(int), 600}
+	slices.Sort(replicaTimeouts)
+	replicaTimeouts = slices.Compact(replicaTimeouts)
+
 	for _, plan := range plans {
-		for _, minutes := range timeouts {
+		// The limit the handler must fit: functionTimeoutMinutes on the Functions plans, the replica timeout
+		// (as HOLDFAST_PROCESS_TIMEOUT) for the job.
+		limitParam, limits, unit := "functionTimeoutMinutes", timeouts, time.Minute
+		if plan == "ContainerAppsJob" {
+			limitParam, limits, unit = "jobReplicaTimeoutSeconds", replicaTimeouts, time.Second
+		}
+		for _, limit := range limits {
 			for _, proc := range processors {
-				name := fmt.Sprintf("%v/%dmin/%v", plan, minutes, proc)
+				name := fmt.Sprintf("%v/%s=%d/%v", plan, limitParam, limit, proc)
 				t.Run(name, func(t *testing.T) {
-					params := map[string]any{"hostingPlan": plan, "functionTimeoutMinutes": minutes, "processor": proc}
+					params := map[string]any{"hostingPlan": plan, limitParam: limit, "processor": proc}
 					if proc == "webhook" {
 						params["webhookUrl"] = webhookURL
 					}
@@ -137,32 +237,38 @@ func TestTemplateRangeThroughHandlerConfig(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					cfg, err := loadHandlerConfig(settings)
+					cfg, err := loadHandlerConfig(s, settings)
 					if err != nil {
 						t.Fatalf("the handler refuses the template's settings for %s: %v", name, err)
 					}
-					effective := time.Duration(minutes) * time.Minute
-					if plan == "Consumption" {
+					effective, source := time.Duration(limit)*unit, config.SettingFunctionTimeout
+					switch plan {
+					case "Consumption":
 						effective = min(effective, 10*time.Minute) // Consumption's maximum functionTimeout
+					case "ContainerAppsJob":
+						source = config.SettingProcessTimeout
 					}
-					if cfg.FunctionTimeout != effective || cfg.FunctionTimeoutSource != config.SettingFunctionTimeout {
-						t.Errorf("handler timeout %v from %q, want %v from %s", cfg.FunctionTimeout, cfg.FunctionTimeoutSource, effective, config.SettingFunctionTimeout)
+					if cfg.FunctionTimeout != effective || cfg.FunctionTimeoutSource != source {
+						t.Errorf("handler limit %v from %q, want %v from %s", cfg.FunctionTimeout, cfg.FunctionTimeoutSource, effective, source)
 					}
 					if worst := cfg.RunBudget + config.SettleTimeout + config.CloseTimeout; worst > cfg.FunctionTimeout || cfg.RunBudget < time.Second {
-						t.Errorf("budget %v (+ settle and close = %v) does not fit functionTimeout %v", cfg.RunBudget, worst, cfg.FunctionTimeout)
+						t.Errorf("budget %v (+ settle and close = %v) does not fit the limit %v", cfg.RunBudget, worst, cfg.FunctionTimeout)
 					}
 					if cfg.Processor != proc {
 						t.Errorf("processor %q, want %v", cfg.Processor, proc)
+					}
+					if proc == "webhook" && cfg.Webhook.URL != webhookURL {
+						t.Errorf("webhook URL not configured: %+v", cfg.Webhook)
 					}
 				})
 			}
 		}
 	}
 
-	// Every other parameter at its bounds, one at a time, on both plans.
+	// Every other parameter at its bounds, one at a time, on every plan.
 	for _, plan := range plans {
 		for _, p := range main.Find("param") {
-			if p.Name == "hostingPlan" || p.Name == "functionTimeoutMinutes" || p.Name == "processor" {
+			if p.Name == "hostingPlan" || p.Name == "functionTimeoutMinutes" || p.Name == "processor" || p.Name == "jobReplicaTimeoutSeconds" {
 				continue
 			}
 			for _, v := range boundaryValues(t, p) {
@@ -175,7 +281,7 @@ func TestTemplateRangeThroughHandlerConfig(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if _, err := loadHandlerConfig(settings); err != nil {
+					if _, err := loadHandlerConfig(s, settings); err != nil {
 						t.Fatalf("the handler refuses the template's settings: %v", err)
 					}
 				})
@@ -202,7 +308,7 @@ func checkRefusedByBoth(t *testing.T, params map[string]any, proc string) {
 	}
 	settings[config.SettingProcessor] = proc
 	settings[config.SettingWebhookURL] = webhookURL
-	_, err = loadHandlerConfig(settings)
+	_, err = loadHandlerConfig(s, settings)
 	var se *config.SettingError
 	if !errors.As(err, &se) || se.Setting != config.SettingProcessor {
 		t.Fatalf("the handler accepts processor %q (error %v) but the template's @allowed does not: add it, with its settings, to main.bicep and modules/functionapp.bicep", proc, err)
@@ -238,26 +344,33 @@ func boundaryValues(t *testing.T, p *Decl) []any {
 	return nil
 }
 
-// resourceNames evaluates every name the deployment gives a resource: main.bicep's own resources and the names
-// passed to each module, by parameter name.
+// resourceNames evaluates every name the deployment gives a resource: main.bicep's own resources (by symbol)
+// and the names passed to each module it deploys, by parameter name.
 func resourceNames(t *testing.T, s *Scope) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	main := s.tpl
 	for _, r := range main.Find("resource") {
+		if on, err := deployed(s, r); err != nil || !on {
+			continue
+		}
 		v, err := s.ResourceProp(r.Name, "name")
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[resourceType(r)] = v.(string)
+		out[r.Name] = v.(string)
 	}
 	for _, m := range main.Find("module") {
+		if on, err := deployed(s, m); err != nil || !on {
+			continue
+		}
 		sub, err := s.Module(m.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range sub.tpl.Find("param") {
-			if strings.HasSuffix(p.Name, "Name") && p.Name != "subscriptionName" && p.Name != "queueName" && p.Name != "topicName" && p.Name != "deferralTableName" {
+			if strings.HasSuffix(p.Name, "Name") && p.Name != "subscriptionName" && p.Name != "queueName" && p.Name != "topicName" &&
+				p.Name != "deferralTableName" && p.Name != "serviceBusNamespaceName" {
 				out[m.Name+"."+p.Name] = sub.Param(p.Name).(string)
 			}
 		}
@@ -265,16 +378,26 @@ func resourceNames(t *testing.T, s *Scope) map[string]string {
 	return out
 }
 
-// Naming rules of the resources whose names derive from namePrefix (Azure resource naming rules).
-var namingRules = map[string]*regexp.Regexp{
-	"Microsoft.ManagedIdentity/userAssignedIdentities": regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$`),
-	"serviceBus.namespaceName":                         regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{4,48}[A-Za-z0-9]$`),
-	"storage.accountName":                              regexp.MustCompile(`^[a-z0-9]{3,24}$`),
-	"storage.deploymentContainerName":                  regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`),
-	"monitoring.workspaceName":                         regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$`),
-	"monitoring.appInsightsName":                       regexp.MustCompile(`^[A-Za-z0-9_.()-]{1,260}$`),
-	"functionApp.planName":                             regexp.MustCompile(`^[A-Za-z0-9-]{1,60}$`),
-	"functionApp.appName":                              regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?$`),
+// Naming rules of the resources whose names derive from namePrefix (Azure resource naming rules), and the
+// plans that create them ("" for all).
+var namingRules = map[string]struct {
+	rule *regexp.Regexp
+	plan string
+}{
+	"identity":                        {regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$`), ""},
+	"serviceBus.namespaceName":        {regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{4,48}[A-Za-z0-9]$`), ""},
+	"storage.accountName":             {regexp.MustCompile(`^[a-z0-9]{3,24}$`), ""},
+	"storage.deploymentContainerName": {regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`), ""},
+	"monitoring.workspaceName":        {regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$`), ""},
+	"monitoring.appInsightsName":      {regexp.MustCompile(`^[A-Za-z0-9_.()-]{1,260}$`), ""},
+	"functionApp.planName":            {regexp.MustCompile(`^[A-Za-z0-9-]{1,60}$`), "FlexConsumption"},
+	"functionApp.appName":             {regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?$`), "FlexConsumption"},
+	"scalerIdentity":                  {regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$`), "ContainerAppsJob"},
+	// Container Apps: lower-case letters, digits and hyphens, starting with a letter, ending with a letter or
+	// digit, no "--"; environments up to 60 characters, jobs up to 32.
+	"job.environmentName": {regexp.MustCompile(`^[a-z]([a-z0-9]|-[a-z0-9]){1,59}$`), "ContainerAppsJob"},
+	"job.jobName":         {regexp.MustCompile(`^[a-z]([a-z0-9]|-[a-z0-9]){1,31}$`), "ContainerAppsJob"},
+	"job.registryName":    {regexp.MustCompile(`^[a-zA-Z0-9]{5,50}$`), "ContainerAppsJob"},
 }
 
 // Odd prefixes give valid names everywhere: namePrefix is lower-cased and stripped to letters and digits.
@@ -289,29 +412,33 @@ func TestNamePrefixSanitised(t *testing.T) {
 		"---":         "holdfast", // nothing left: the fallback
 		"ABCDEFGHIJK": "abcdefghijk",
 	} {
-		t.Run(prefix, func(t *testing.T) {
-			s, err := deploy(map[string]any{"namePrefix": prefix})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, err := s.Var("prefix"); err != nil || got != wantClean {
-				t.Errorf("prefix = %v (%v), want %q", got, err, wantClean)
-			}
-			names := resourceNames(t, s)
-			for key, rule := range namingRules {
-				name, ok := names[key]
-				if !ok {
-					t.Errorf("no %s name found", key)
-					continue
+		for _, plan := range []string{"FlexConsumption", "ContainerAppsJob"} {
+			t.Run(plan+"/"+prefix, func(t *testing.T) {
+				s, err := deploy(map[string]any{"namePrefix": prefix, "hostingPlan": plan})
+				if err != nil {
+					t.Fatal(err)
 				}
-				if !rule.MatchString(name) {
-					t.Errorf("%s name %q breaks the naming rule %s", key, name, rule)
+				if got, err := s.Var("prefix"); err != nil || got != wantClean {
+					t.Errorf("prefix = %v (%v), want %q", got, err, wantClean)
 				}
-				if key == "serviceBus.namespaceName" && (strings.HasSuffix(name, "-sb") || strings.HasSuffix(name, "-mgmt")) {
-					t.Errorf("namespace name %q ends with a reserved suffix", name)
+				names := resourceNames(t, s)
+				for key, r := range namingRules {
+					name, ok := names[key]
+					if !ok {
+						if r.plan == "" || r.plan == plan {
+							t.Errorf("no %s name found", key)
+						}
+						continue
+					}
+					if !r.rule.MatchString(name) {
+						t.Errorf("%s name %q breaks the naming rule %s", key, name, r.rule)
+					}
+					if key == "serviceBus.namespaceName" && (strings.HasSuffix(name, "-sb") || strings.HasSuffix(name, "-mgmt")) {
+						t.Errorf("namespace name %q ends with a reserved suffix", name)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -435,8 +562,13 @@ func TestMainOutputsEvaluate(t *testing.T) {
 		if out["deploymentContainerUrl"] != wantURL || out["hostingPlan"] != plan {
 			t.Errorf("%v: deploymentContainerUrl %v (want %s), hostingPlan %v", plan, out["deploymentContainerUrl"], wantURL, out["hostingPlan"])
 		}
-		if id, _ := out["functionAppId"].(string); !strings.HasSuffix(id, "/providers/Microsoft.Web/sites/"+names["functionApp.appName"]) {
-			t.Errorf("%v: functionAppId %q", plan, id)
+		if plan == "ContainerAppsJob" {
+			if out["functionAppId"] != "" || out["jobName"] != names["job.jobName"] || out["containerRegistryName"] != names["job.registryName"] ||
+				out["containerRegistryLoginServer"] != names["job.registryName"]+".azurecr.io" || !strings.HasPrefix(out["containerImage"].(string), "mcr.microsoft.com/") {
+				t.Errorf("%v: outputs %v", plan, out)
+			}
+		} else if id, _ := out["functionAppId"].(string); !strings.HasSuffix(id, "/providers/Microsoft.Web/sites/"+names["functionApp.appName"]) || out["jobName"] != "" {
+			t.Errorf("%v: functionAppId %q, jobName %q", plan, id, out["jobName"])
 		}
 	}
 }

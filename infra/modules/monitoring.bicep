@@ -30,6 +30,9 @@ param retentionInDays int
 @maxLength(36)
 param principalId string
 
+@description('Grant the app identity Monitoring Metrics Publisher: the Functions host sends telemetry, a Container Apps job only logs to the workspace.')
+param publishTelemetry bool
+
 resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
   name: workspaceName
   location: location
@@ -54,7 +57,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
-resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (publishTelemetry) {
   name: guid(appInsights.id, principalId, roleIds.monitoringMetricsPublisher)
   scope: appInsights
   properties: {
@@ -63,6 +66,9 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     principalType: 'ServicePrincipal'
   }
 }
+
+@description('Resource ID of the Log Analytics workspace (the Container Apps environment sends its logs there).')
+output workspaceId string = workspace.id
 
 @description('Application Insights component name (the function app reads its connection string itself).')
 output appInsightsName string = appInsights.name

@@ -14,4 +14,10 @@ var roleIds = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   // Entra ID-authenticated telemetry to Application Insights (local auth is disabled).
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  // ContainerAppsJob: the app identity pulls the job's image from the registry.
+  acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+  // ContainerAppsJob: the scaler identity reads the entity's message counts. KEDA's azure-servicebus scaler
+  // reads them through the entity-management API, which needs Manage rights (KEDA docs); with Entra ID that
+  // is Data Owner, assigned on the one entity only and to an identity the handler does not use.
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
 }

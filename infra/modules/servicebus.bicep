@@ -98,7 +98,12 @@ param maxSizeInMegabytes int
 @maxLength(36)
 param principalId string
 
+@description('Principal ID of the KEDA scaler identity that reads the entity counts (ContainerAppsJob); empty for none.')
+@maxLength(36)
+param scalerPrincipalId string
+
 var isQueue = entityKind == 'queue'
+var hasScaler = !empty(scalerPrincipalId)
 var lockDuration = 'PT${lockDurationSeconds}S'
 var defaultMessageTimeToLive = 'PT${messageTimeToLiveHours}H'
 var duplicateDetectionHistoryTimeWindow = 'PT${duplicateDetectionWindowMinutes}M'
@@ -202,6 +207,28 @@ resource topicSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataSender)
     principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ContainerAppsJob: the scaler identity reads the message counts of the entity it scales on (the queue, or the
+// subscription), nothing else. See roles.bicep for why it is Data Owner.
+resource queueScaler 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (isQueue && hasScaler) {
+  name: guid(queue.id, scalerPrincipalId, roleIds.serviceBusDataOwner)
+  scope: queue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataOwner)
+    principalId: scalerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource subscriptionScaler 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!isQueue && hasScaler) {
+  name: guid(topicSubscription.id, scalerPrincipalId, roleIds.serviceBusDataOwner)
+  scope: topicSubscription
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataOwner)
+    principalId: scalerPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

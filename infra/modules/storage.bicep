@@ -30,6 +30,9 @@ param deferralTableName string
 @maxLength(36)
 param principalId string
 
+@description('Grant the app identity the host storage role (Blob Data Owner): the Functions plans need it, a Container Apps job does not.')
+param hostStorage bool
+
 resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: accountName
   location: location
@@ -73,7 +76,7 @@ resource deferralTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2
 
 // Account scope: the host keeps blobs in containers it creates itself (azure-webjobs-hosts, ...), and the
 // Flex platform reads the package from deploymentContainer with the same identity.
-resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hostStorage) {
   name: guid(account.id, principalId, roleIds.storageBlobDataOwner)
   scope: account
   properties: {
