@@ -96,7 +96,7 @@ PKGDIR      ?= bin/package
 PACKAGE_ZIP ?= bin/holdfast.zip
 DEMO_ARGS   ?=
 
-.PHONY: build dist start demo package deploy deploy-consumption
+.PHONY: build dist start demo package deploy deploy-consumption deploy-job
 
 dist:
 	rm -rf $(DIST)
@@ -126,6 +126,11 @@ deploy:
 
 deploy-consumption:
 	RESOURCE_GROUP=$(RESOURCE_GROUP) LOCATION=$(LOCATION) ./scripts/deploy-consumption.sh
+
+# deploy-job: provision hostingPlan=ContainerAppsJob, build the image in its registry (az acr build, no local
+# Docker) and point the job at it.
+deploy-job:
+	PROVISION=1 RESOURCE_GROUP=$(RESOURCE_GROUP) LOCATION=$(LOCATION) ./scripts/deploy-job.sh
 
 # --- benchmarks (not in CI) ----------------------------------------------------------------------
 # bench prints one table per goal: emulator CPU vs client CPU (sbbench), P1 run vs raw SDK loop,

@@ -681,7 +681,7 @@ func TestAzureYAML(t *testing.T) {
 	}
 	for _, want := range []string{
 		"name: holdfast", "provider: bicep", "path: infra", "module: main", "hooks:", "preprovision:", "postdeploy:",
-		"run: ./scripts/azd-preprovision.sh", "run: ./scripts/deploy-flex.sh",
+		"run: ./scripts/azd-preprovision.sh", "run: ./scripts/azd-postdeploy.sh",
 	} {
 		if !lines[want] {
 			t.Errorf("azure.yaml: no line %q", want)
