@@ -74,7 +74,8 @@
 //
 // # Concurrency and data ownership
 //
-// Each hold has one goroutine, which sleeps between renewals; release and Close stop and join it.
+// Each hold has one goroutine, started when its first renewal is due (a message released before that never
+// has one), which sleeps between renewals; release and Close stop and join it.
 // RenewMessageLock calls are bounded across all holds of a Renewer by Options.MaxConcurrentRenewals (the
 // SDK renews one lock token per request). A renewal that cannot get a slot before LockedUntil loses the
 // lock, so size the bound for the number of messages held at once and the renewal latency: Stats reports

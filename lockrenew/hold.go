@@ -16,8 +16,8 @@ import (
 // did not move LockedUntil forward; without it a misbehaving LockRenewer would make the hold spin.
 var errNotExtended = errors.New("lockrenew: renewal succeeded but did not extend LockedUntil")
 
-// hold renews the lock of one message. Hold creates it; its run goroutine owns the renewal; release and
-// Close stop it.
+// hold renews the lock of one message. Hold creates it; its run goroutine, started when the first renewal
+// (or the end of the hold) is due, owns the renewal; release and Close stop it.
 type hold struct {
 	r *Renewer
 
@@ -36,8 +36,11 @@ type hold struct {
 	renewCtx context.Context
 	stop     context.CancelFunc
 
-	// done is closed when run returns.
+	// done is closed when run returns, or by release when run never started.
 	done chan struct{}
+
+	// timer starts run when the hold's first event is due (see start).
+	timer *time.Timer
 
 	// releaseOnce makes release idempotent; concurrent callers wait for the first.
 	releaseOnce sync.Once
@@ -75,19 +78,31 @@ func (h *hold) stopped() bool {
 	return h.renewCtx.Err() != nil
 }
 
+// start arms the hold: its goroutine (run) starts only when the first event is due, so a message released
+// before its first renewal — short work — costs a timer rather than a goroutine.
+func (h *hold) start() {
+	at, ev := schedule(h.expiry, time.Now(), 0, h.maxDeadline, time.Time{})
+	h.timer = time.AfterFunc(time.Until(at), func() { h.run(at, ev) })
+}
+
 // release stops renewal, waits for run, cancels the message context and forgets the hold.
 func (h *hold) release() {
 	h.releaseOnce.Do(func() {
 		h.stop()
-		<-h.done
+		if h.timer.Stop() {
+			close(h.done) // run never started and never will
+		} else {
+			<-h.done
+		}
 		h.cancelMsg(nil)
 		h.r.forget(h)
 	})
 }
 
-// run is the hold's goroutine: it sleeps until the next event of the policy (see schedule), renews, and
-// returns on release, lost lock or maximum renewal duration.
-func (h *hold) run() {
+// run is the hold's goroutine, started by start's timer when the first event (at, ev) is due: it handles the
+// event, then sleeps until the next event of the policy (see schedule), renews, and returns on release, lost
+// lock or maximum renewal duration.
+func (h *hold) run(at time.Time, ev event) {
 	defer close(h.done)
 
 	var (
@@ -95,13 +110,15 @@ func (h *hold) run() {
 		retryDelay  time.Duration // backoff before the next attempt; 0 after a success
 		lastAttempt time.Time     // start of the last attempt; zero before the first
 	)
-	for {
+	for first := true; ; first = false {
 		expiry := h.expiry
-		notBefore := time.Time{}
-		if !lastAttempt.IsZero() {
-			notBefore = lastAttempt.Add(minRenewInterval)
+		if !first {
+			notBefore := time.Time{}
+			if !lastAttempt.IsZero() {
+				notBefore = lastAttempt.Add(minRenewInterval)
+			}
+			at, ev = schedule(expiry, time.Now(), retryDelay, h.maxDeadline, notBefore)
 		}
-		at, ev := schedule(expiry, time.Now(), retryDelay, h.maxDeadline, notBefore)
 		if !h.sleepUntil(at) {
 			return
 		}

@@ -101,9 +101,9 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// Renewer keeps the locks of held messages alive in the background. Each Hold runs one goroutine that
-// sleeps until the next renewal is due; RenewMessageLock calls are bounded across holds by
-// Options.MaxConcurrentRenewals.
+// Renewer keeps the locks of held messages alive in the background. Each Hold arms a timer for its first
+// renewal; from then on one goroutine per hold sleeps until the next renewal is due. RenewMessageLock calls
+// are bounded across holds by Options.MaxConcurrentRenewals.
 //
 // A Renewer is safe for concurrent use. Close releases every hold still active.
 type Renewer struct {
@@ -205,11 +205,10 @@ func (r *Renewer) Hold(ctx context.Context, msg *azservicebus.ReceivedMessage) (
 		cancel(ErrClosed)
 		return msgCtx, func() {}
 	}
+	h.start() // under mu, so that Close finds every registered hold started
 	r.holds[h] = struct{}{}
 	r.stats.held.Add(1)
 	r.mu.Unlock()
-
-	go h.run()
 	return context.WithValue(msgCtx, holdKey{}, h), h.release
 }
 
