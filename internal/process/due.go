@@ -96,7 +96,7 @@ func (r *run) dueLoop() {
 		cancel()
 		if len(msgs) > want { // a source that breaks its contract must not take more workers than are free
 			for _, m := range msgs[want:] {
-				log := r.logger.With(slog.Int64("sequenceNumber", seq(m.Message)))
+				log := r.msgLog(m.Message)
 				log.Error("the due source returned more messages than asked; abandoning the extra one")
 				sctx, scancel := r.settleContext()
 				m.Settled(sctx, r.abandon(log, m.Message))

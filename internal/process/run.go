@@ -39,9 +39,14 @@ type run struct {
 
 	renewer *lockrenew.Renewer
 
-	// slots has one token per message held and not yet finished; its capacity is Concurrency. Taken by the
-	// receive loop (the goroutine running execute), given back by the message's worker goroutine.
+	// slots has one token per message received and not yet processed; its capacity is Concurrency. Taken by
+	// the receive loop (the goroutine running execute), handed over by the message's worker goroutine for a
+	// settleSlots token once the processor has returned (see worker.toSettling).
 	slots chan struct{}
+	// settleSlots has one token per message being settled; its capacity is Concurrency. A worker takes one
+	// before it gives its slot back, so the receive loop can fetch the next messages while the previous ones
+	// are settled, and at most 2×Concurrency messages are held at once.
+	settleSlots chan struct{}
 	// workers joins the per-message goroutines.
 	workers sync.WaitGroup
 
@@ -58,6 +63,7 @@ func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options)
 	r.workCtx, r.cancelWork = workCtx, cancelWork
 	r.settleCtx = context.WithoutCancel(ctx)
 	r.slots = make(chan struct{}, o.Concurrency)
+	r.settleSlots = make(chan struct{}, o.Concurrency)
 	r.renewer = lockrenew.New(rcv, &lockrenew.Options{
 		MaxRenewalDuration:    o.MaxLockRenewal,
 		LockDuration:          o.LockDuration,
@@ -216,9 +222,10 @@ func (r *run) dispatch(msg *azservicebus.ReceivedMessage, settled func(context.C
 	r.workers.Add(1)
 	go func() {
 		defer r.workers.Done()
-		defer func() { <-r.slots }()
+		w := worker{r: r}
+		defer w.done()
 		defer release()
-		s := r.handle(msgCtx, msg)
+		s := r.handle(msgCtx, msg, &w)
 		if settled != nil {
 			ctx, cancel := r.settleContext()
 			defer cancel()
@@ -227,11 +234,38 @@ func (r *run) dispatch(msg *azservicebus.ReceivedMessage, settled func(context.C
 	}()
 }
 
+// worker tracks which token a message's worker goroutine holds: a slot while the message waits for or is in
+// its processor, then a settleSlots token while it is settled.
+type worker struct {
+	r        *run
+	settling bool
+}
+
+// toSettling trades the worker's slot for a settlement token, waiting for one if Concurrency messages are
+// being settled already. It is idempotent.
+func (w *worker) toSettling() {
+	if w.settling {
+		return
+	}
+	w.r.settleSlots <- struct{}{}
+	<-w.r.slots
+	w.settling = true
+}
+
+// done gives back the token the worker holds.
+func (w *worker) done() {
+	if w.settling {
+		<-w.r.settleSlots
+	} else {
+		<-w.r.slots
+	}
+}
+
 // handle processes one message and settles it. It runs on the message's worker goroutine.
-func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) Settlement {
-	log := r.logger.With(slog.String("messageId", msg.MessageID), slog.Int64("sequenceNumber", seq(msg)),
-		slog.Int64("deliveryCount", int64(msg.DeliveryCount)))
+func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage, w *worker) Settlement {
+	log := r.msgLog(msg)
 	out, stuck := r.process(ctx, msg, log)
+	w.toSettling()
 	if stuck {
 		// The processor ignored its context for StuckGrace: its goroutine is left behind, and whatever it
 		// returns later is dropped by process. The message is treated like any cancelled one.
@@ -258,7 +292,7 @@ func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage) Set
 // process calls the processor on its own goroutine and waits for its outcome. Once ctx is done it waits at
 // most StuckGrace more; then it gives up and reports stuck, and the processor's goroutine — the only one a
 // run leaves behind — drops its outcome when it eventually returns. A panic becomes an abandon outcome.
-func (r *run) process(ctx context.Context, msg *azservicebus.ReceivedMessage, log *slog.Logger) (processor.Outcome, bool) {
+func (r *run) process(ctx context.Context, msg *azservicebus.ReceivedMessage, log *msgLog) (processor.Outcome, bool) {
 	res := make(chan processor.Outcome, 1)
 	// claimed is won by whichever comes first: the processor returning (its outcome counts) or the worker
 	// giving up (the outcome is dropped).
@@ -301,7 +335,7 @@ func (r *run) call(ctx context.Context, msg *azservicebus.ReceivedMessage) (out 
 
 // settle applies out to msg. Only a valid outcome is applied (processor.Outcome.Validate): the zero Outcome,
 // an unknown Kind and any Outcome with Err set abandon the message (invariant 1).
-func (r *run) settle(log *slog.Logger, msg *azservicebus.ReceivedMessage, out processor.Outcome) Settlement {
+func (r *run) settle(log *msgLog, msg *azservicebus.ReceivedMessage, out processor.Outcome) Settlement {
 	if err := out.Validate(); err != nil {
 		level := slog.LevelWarn // Abandon(err): the processor's own transient failure
 		if errors.Is(err, processor.ErrInvalidOutcome) {
@@ -358,7 +392,7 @@ func (r *run) settleContext() (context.Context, context.CancelFunc) {
 }
 
 // abandon abandons msg, counting it; a lost lock is counted as such.
-func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) Settlement {
+func (r *run) abandon(log *msgLog, msg *azservicebus.ReceivedMessage) Settlement {
 	ctx, cancel := r.settleContext()
 	defer cancel()
 	if err := r.rcv.AbandonMessage(ctx, msg, nil); err != nil {
@@ -374,7 +408,7 @@ func (r *run) abandon(log *slog.Logger, msg *azservicebus.ReceivedMessage) Settl
 
 // settleFailed handles a failed complete or dead-letter: a lost lock is counted; otherwise the message is
 // abandoned so it is redelivered without waiting for the lock to expire.
-func (r *run) settleFailed(log *slog.Logger, msg *azservicebus.ReceivedMessage, op string, err error) Settlement {
+func (r *run) settleFailed(log *msgLog, msg *azservicebus.ReceivedMessage, op string, err error) Settlement {
 	if isLockLost(err) {
 		r.locksLost.Add(1)
 		log.Warn(op+" failed: lock lost; message not settled", slog.Any("error", err))
@@ -394,4 +428,44 @@ func seq(msg *azservicebus.ReceivedMessage) int64 {
 		return 0
 	}
 	return *msg.SequenceNumber
+}
+
+// msgLog is a message's logger, built on first use: most messages are settled without a log record, and
+// slog.Logger.With allocates (and pre-encodes, with the JSON handler) the message's attributes. Safe for
+// concurrent use (a stuck processor's goroutine may log while the worker does).
+type msgLog struct {
+	base *slog.Logger
+	msg  *azservicebus.ReceivedMessage
+	once sync.Once
+	l    *slog.Logger // set by once
+}
+
+// msgLog returns the logger of msg: the run's, with its message ID, sequence number and delivery count.
+func (r *run) msgLog(msg *azservicebus.ReceivedMessage) *msgLog {
+	return &msgLog{base: r.logger, msg: msg}
+}
+
+// Log logs at level when the run's logger is enabled for it.
+func (m *msgLog) Log(ctx context.Context, level slog.Level, text string, args ...any) {
+	if !m.base.Enabled(ctx, level) {
+		return
+	}
+	m.once.Do(func() {
+		m.l = m.base.With(slog.String("messageId", m.msg.MessageID), slog.Int64("sequenceNumber", seq(m.msg)),
+			slog.Int64("deliveryCount", int64(m.msg.DeliveryCount)))
+	})
+	m.l.Log(ctx, level, text, args...)
+}
+
+func (m *msgLog) Debug(text string, args ...any) {
+	m.Log(context.Background(), slog.LevelDebug, text, args...)
+}
+func (m *msgLog) Info(text string, args ...any) {
+	m.Log(context.Background(), slog.LevelInfo, text, args...)
+}
+func (m *msgLog) Warn(text string, args ...any) {
+	m.Log(context.Background(), slog.LevelWarn, text, args...)
+}
+func (m *msgLog) Error(text string, args ...any) {
+	m.Log(context.Background(), slog.LevelError, text, args...)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -619,4 +620,57 @@ func TestRunNeedsReceiverAndProcessor(t *testing.T) {
 	if _, err := Run(context.Background(), nil, &scripted{}, nil); err == nil {
 		t.Fatal("nil receiver accepted")
 	}
+}
+
+// gatedReceiver holds every CompleteMessage until gate is closed, counting the calls waiting.
+type gatedReceiver struct {
+	*fakeReceiver
+	gate    chan struct{}
+	waiting atomic.Int32
+}
+
+func (g *gatedReceiver) CompleteMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.CompleteMessageOptions) error {
+	g.waiting.Add(1)
+	<-g.gate
+	g.waiting.Add(-1)
+	return g.fakeReceiver.CompleteMessage(ctx, m, o)
+}
+
+// A worker hands its slot back as soon as its processor returns, so the run receives the next messages while
+// the previous ones are being settled — but no more than Concurrency are settled at once, so at most
+// 2×Concurrency messages are held.
+func TestReceivesWhileSettling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bodies := make([]string, 10)
+		for i := range bodies {
+			bodies[i] = "complete"
+		}
+		g := &gatedReceiver{fakeReceiver: newFake(time.Minute, bodies...), gate: make(chan struct{})}
+		var processed atomic.Int32
+		p := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+			processed.Add(1)
+			return processor.Complete()
+		})
+		done := make(chan Summary)
+		go func() {
+			s, err := Run(context.Background(), g, p, fast(&Options{Concurrency: 2, BatchSize: 10}))
+			if err != nil {
+				t.Error(err)
+			}
+			done <- s
+		}()
+		synctest.Wait() // every goroutine of the run is blocked: on the gate, on a settlement slot, on a free slot
+		g.mu.Lock()
+		asked := slices.Clone(g.asked)
+		g.mu.Unlock()
+		// Two received and being completed (their slots given back), two more received and processed, waiting
+		// for a settlement slot; the receive loop waits for a free one.
+		if !slices.Equal(asked, []int{2, 2}) || g.waiting.Load() != 2 || processed.Load() != 4 {
+			t.Fatalf("receives %v, completions waiting %d, processed %d; want [2 2], 2, 4", asked, g.waiting.Load(), processed.Load())
+		}
+		close(g.gate)
+		if s := <-done; s.Completed != 10 || s.Received != 10 {
+			t.Fatalf("summary %+v", s)
+		}
+	})
 }
