@@ -384,6 +384,32 @@ func TestEmulatorServiceRenewsAndSettlesByToken(t *testing.T) {
 	}
 }
 
+// While the receive link is open the Service settles on it (a disposition), not by lock token over the
+// management link: a request per message would cost the service and the client several times as much.
+func TestEmulatorServiceSettlesOnTheReceiveLink(t *testing.T) {
+	e := startEnv(t, 10)
+	bodies := make([]string, 50)
+	for i := range bodies {
+		bodies[i] = "x"
+	}
+	e.send(t, bodies...)
+	svc := e.newService(t, "1m", processor.Func(func(context.Context, *azservicebus.ReceivedMessage) processor.Outcome {
+		return processor.Complete()
+	}))
+	before := e.srv.Broker().Stats().ManagementCalls
+	s, err := svc.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := e.srv.Broker().Stats().ManagementCalls - before
+	if s.Completed != 50 || calls >= 50 {
+		t.Fatalf("summary %+v; %d management requests for 50 completions, want fewer than 50 (token requests only)", s, calls)
+	}
+	if again := e.drain(t, lockDuration+time.Second); len(again) != 0 {
+		t.Fatalf("%d messages redelivered", len(again))
+	}
+}
+
 func TestEmulatorServiceBudgetLeavesNothingLocked(t *testing.T) {
 	e := startEnv(t, 10)
 	e.send(t, "a", "b", "c")

@@ -82,8 +82,9 @@ func (s *Service) Run(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	// Two receivers: one receives, the other settles and renews by lock token (see splitReceiver), so the
-	// receive link can close as soon as receiving ends.
+	// Two receivers: one receives (and settles while its link is open), the other renews, and settles by
+	// lock token once the receive link is closed (see splitReceiver), so that link can close as soon as
+	// receiving ends.
 	recv, err := s.newReceiver(client)
 	if err != nil {
 		return Summary{}, fmt.Errorf("%w: open receiver for %s: %w", ErrReceive, s.cfg.Entity, err)
@@ -94,10 +95,10 @@ func (s *Service) Run(ctx context.Context) (Summary, error) {
 		return Summary{}, fmt.Errorf("%w: open settlement receiver for %s: %w", ErrReceive, s.cfg.Entity, err)
 	}
 	defer s.closeReceiver(ctx, settle)
-	var closeRecv sync.Once
-	stopReceiving := func() { closeRecv.Do(func() { s.closeReceiver(ctx, recv) }) }
+	split := &splitReceiver{recv: recv, settle: settle}
+	stopReceiving := func() { split.closeReceive(func() { s.closeReceiver(ctx, recv) }) }
 	defer stopReceiving()
-	return Run(ctx, &splitReceiver{recv: recv, settle: settle}, s.opts.Processor, &Options{
+	return Run(ctx, split, s.opts.Processor, &Options{
 		Budget:         s.cfg.RunBudget,
 		BatchSize:      s.cfg.BatchSize,
 		Concurrency:    s.cfg.Concurrency,

@@ -2,21 +2,35 @@ package process
 
 import (
 	"context"
+	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 )
 
-// splitReceiver receives on one receiver and settles and renews on another, by lock token.
+// splitReceiver receives on one receiver and settles on the receive link while it is open, then by lock
+// token on a second receiver once the receive link is closed. Renewals always go by lock token on the second
+// receiver (the SDK renews over the management link whatever the receiver).
 //
-// Why: a receive link keeps the credit of its last ReceiveMessages call. Once a run stops receiving, every
-// message that becomes available — including the run's own abandons — is pushed to that link, released by
-// the SDK's releaser, pushed again, and whichever delivery is in flight when the receiver closes stays locked
-// until its lock expires. Settling by lock token on a receiver that never receives (azservicebus ≥ 1.10,
-// non-session entities; it goes over the $management link) lets the Service close the receive link as soon as
-// receiving ends, so nothing bounces and nothing is stranded.
+// Why two receivers: a receive link keeps the credit of its last ReceiveMessages call. Once a run stops
+// receiving, every message that becomes available — including the run's own end-of-run abandons — is pushed
+// to that link, released by the SDK's releaser, pushed again, and whichever delivery is in flight when the
+// receiver closes stays locked until its lock expires. So the Service closes the receive link as soon as
+// receiving ends (closeReceive), and what is settled after that goes by lock token over the management link of
+// a receiver that never receives (azservicebus ≥ 1.10, non-session entities; Microsoft's
+// TestMessageSettlementUsingOnlyBackupSettlement settles messages of a closed link that way).
+//
+// Why settle on the receive link while it is open: a disposition on the link costs a fraction of a
+// management request (no request message, no reply to decode, no lock-token lookup by the service), and it
+// is the only way a session receiver can settle. If the link fails under a settlement, the SDK itself retries
+// it over the management link.
 type splitReceiver struct {
-	recv   *azservicebus.Receiver // ReceiveMessages only; owned by the receive loop
-	settle *azservicebus.Receiver // settlement and renewal; safe for concurrent use
+	recv   *azservicebus.Receiver // ReceiveMessages and, while open, settlement; receiving is owned by the receive loop
+	settle *azservicebus.Receiver // renewal, and settlement once recv is closed; safe for concurrent use
+
+	// mu is held for reading by every settlement on recv, and for writing by closeReceive, so the link is
+	// closed only between settlements and no settlement starts on it afterwards.
+	mu         sync.RWMutex
+	recvClosed bool // guarded by mu
 }
 
 var (
@@ -29,24 +43,59 @@ func byToken(msg *azservicebus.ReceivedMessage) *azservicebus.ReceivedMessage {
 	return &azservicebus.ReceivedMessage{LockToken: msg.LockToken}
 }
 
+// closeReceive waits for the settlements in progress on the receive link, then closes it with close (which
+// must close s.recv); later settlements go by lock token. Idempotent: close is called once.
+func (s *splitReceiver) closeReceive(close func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recvClosed {
+		return
+	}
+	s.recvClosed = true
+	close()
+}
+
+// settleOn calls onLink with the receive link when m came from it and the link is still open, else
+// byTokenFn with the settlement receiver. Deferred messages (received by sequence number, over the
+// management link) always settle by token.
+func (s *splitReceiver) settleOn(m *azservicebus.ReceivedMessage, onLink, byTokenFn func(*azservicebus.Receiver) error) error {
+	if m.State != azservicebus.MessageStateDeferred {
+		s.mu.RLock()
+		if !s.recvClosed {
+			defer s.mu.RUnlock()
+			return onLink(s.recv)
+		}
+		s.mu.RUnlock()
+	}
+	return byTokenFn(s.settle)
+}
+
 func (s *splitReceiver) ReceiveMessages(ctx context.Context, n int, o *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
 	return s.recv.ReceiveMessages(ctx, n, o)
 }
 
 func (s *splitReceiver) CompleteMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.CompleteMessageOptions) error {
-	return s.settle.CompleteMessage(ctx, byToken(m), o)
+	return s.settleOn(m,
+		func(r *azservicebus.Receiver) error { return r.CompleteMessage(ctx, m, o) },
+		func(r *azservicebus.Receiver) error { return r.CompleteMessage(ctx, byToken(m), o) })
 }
 
 func (s *splitReceiver) AbandonMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.AbandonMessageOptions) error {
-	return s.settle.AbandonMessage(ctx, byToken(m), o)
+	return s.settleOn(m,
+		func(r *azservicebus.Receiver) error { return r.AbandonMessage(ctx, m, o) },
+		func(r *azservicebus.Receiver) error { return r.AbandonMessage(ctx, byToken(m), o) })
 }
 
 func (s *splitReceiver) DeadLetterMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.DeadLetterOptions) error {
-	return s.settle.DeadLetterMessage(ctx, byToken(m), o)
+	return s.settleOn(m,
+		func(r *azservicebus.Receiver) error { return r.DeadLetterMessage(ctx, m, o) },
+		func(r *azservicebus.Receiver) error { return r.DeadLetterMessage(ctx, byToken(m), o) })
 }
 
 func (s *splitReceiver) DeferMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.DeferMessageOptions) error {
-	return s.settle.DeferMessage(ctx, byToken(m), o)
+	return s.settleOn(m,
+		func(r *azservicebus.Receiver) error { return r.DeferMessage(ctx, m, o) },
+		func(r *azservicebus.Receiver) error { return r.DeferMessage(ctx, byToken(m), o) })
 }
 
 // RenewMessageLock renews by token and copies the new expiry to m. The renewer calls it from m's renewal
