@@ -47,6 +47,8 @@ type run struct {
 	// before it gives its slot back, so the receive loop can fetch the next messages while the previous ones
 	// are settled, and at most 2×Concurrency messages are held at once.
 	settleSlots chan struct{}
+	// receiveStopped is closed once receiving has ended and ReceiveDone has returned.
+	receiveStopped chan struct{}
 	// workers joins the per-message goroutines.
 	workers sync.WaitGroup
 
@@ -64,6 +66,7 @@ func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options)
 	r.settleCtx = context.WithoutCancel(ctx)
 	r.slots = make(chan struct{}, o.Concurrency)
 	r.settleSlots = make(chan struct{}, o.Concurrency)
+	r.receiveStopped = make(chan struct{})
 	r.renewer = lockrenew.New(rcv, &lockrenew.Options{
 		MaxRenewalDuration:    o.MaxLockRenewal,
 		LockDuration:          o.LockDuration,
@@ -88,6 +91,7 @@ func (r *run) execute() (Summary, error) {
 	if r.o.ReceiveDone != nil {
 		r.o.ReceiveDone()
 	}
+	close(r.receiveStopped)
 	r.workers.Wait()
 	if !budget.Stop() {
 		<-budgetDone
@@ -284,6 +288,13 @@ func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage, w *
 		}
 		// Budget exhausted, maximum renewal reached or the caller cancelled: the lock is still ours.
 		log.Warn("processing cancelled; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
+		if r.workCtx.Err() != nil {
+			// The run is ending: abandon only once receiving has stopped and ReceiveDone has returned (the
+			// Service closes its receive link there), so the message is not delivered straight back onto the
+			// credit of the run's own receive link, where it would stay locked once that link closes.
+			// workCtx being done ends the receive loop promptly.
+			<-r.receiveStopped
+		}
 		return r.abandon(log, msg)
 	}
 	return r.settle(log, msg, out)

@@ -674,3 +674,37 @@ func TestReceivesWhileSettling(t *testing.T) {
 		}
 	})
 }
+
+// slowStopReceiver takes a second (of the bubble's clock) to return from a receive cut short by cancellation,
+// as a receive link does while it detaches.
+type slowStopReceiver struct{ *fakeReceiver }
+
+func (s slowStopReceiver) ReceiveMessages(ctx context.Context, n int, o *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
+	msgs, err := s.fakeReceiver.ReceiveMessages(ctx, n, o)
+	if ctx.Err() != nil {
+		time.Sleep(time.Second)
+	}
+	return msgs, err
+}
+
+// When the caller cancels, the messages in progress are abandoned only after ReceiveDone (where the Service
+// closes its receive link), however long receiving takes to stop.
+func TestCancelledMessagesAbandonedAfterReceiveDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(time.Minute, "block")
+		ctx, cancel := context.WithCancel(context.Background())
+		var settledAtReceiveDone atomic.Int32
+		done := make(chan Summary)
+		go func() {
+			s, _ := Run(ctx, slowStopReceiver{f}, &scripted{}, &Options{Budget: time.Minute, NoMessageWait: time.Minute,
+				ReceiveDone: func() { settledAtReceiveDone.Store(int32(len(f.settledCopy()))) }})
+			done <- s
+		}()
+		synctest.Wait() // the message is being processed; the receive loop waits for more
+		cancel()
+		s := <-done
+		if settledAtReceiveDone.Load() != 0 || s.Abandoned != 1 || f.settledCopy()["m0"] != "abandon" {
+			t.Fatalf("settled before ReceiveDone: %d; summary %+v; want the abandon after it", settledAtReceiveDone.Load(), s)
+		}
+	})
+}
