@@ -265,15 +265,7 @@ func TestShutdownAbandonsTheRunInProgress(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("message never received; log %s", out)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("handler did not stop")
-	}
+	stopRun(t, cancel, done)
 	r := <-resc
 	if r.err != nil || r.status != http.StatusOK {
 		t.Fatalf("invocation: %d %v", r.status, r.err)

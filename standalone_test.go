@@ -198,15 +198,7 @@ func TestWorkerLoopsAndShutsDownGracefully(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the held message was never received; log %s", out)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("worker: %v", err)
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("worker did not stop")
-	}
+	stopRun(t, cancel, done)
 	waitFor(t, lockDuration/2, func() bool { return entityStats(t, srv, "orders").Locked == 0 }, "the held message unlocked")
 	if st := entityStats(t, srv, "orders"); st.Active != 1 || st.Counters.Abandoned != 1 || st.Counters.Completed != 3 {
 		t.Fatalf("after shutdown: %+v, want the held message abandoned once and active", st)
@@ -244,6 +236,21 @@ func TestServeHasNoTimerRoute(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"mode":"serve"`) {
 		t.Errorf("no serve-mode listening log: %s", out)
+	}
+}
+
+// stopRun cancels Run's context, as SIGTERM does, and fails unless Run returns nil within the shutdown's
+// bounds (settling, closing and the clients' close).
+func stopRun(t *testing.T, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
 	}
 }
 

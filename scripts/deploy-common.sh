@@ -49,3 +49,19 @@ template would be dropped. `make deploy-consumption RESOURCE_GROUP=<rg>` provisi
 uploads the zip, sets packageUrl through the template and syncs the triggers.
 MSG
 }
+
+# ensure_resource_group creates RESOURCE_GROUP in LOCATION when it does not exist yet.
+ensure_resource_group() {
+	if [[ "$(az group exists -n "$RESOURCE_GROUP")" != true ]]; then
+		[[ -n "${LOCATION:-}" ]] || die "resource group $RESOURCE_GROUP does not exist: set LOCATION to create it"
+		say "creating resource group $RESOURCE_GROUP in $LOCATION"
+		az group create -n "$RESOURCE_GROUP" -l "$LOCATION" -o none
+	fi
+}
+
+# provision deploys infra/main.bicep with infra/main.bicepparam (which reads the HOLDFAST_* variables) to the
+# resource group, as the deployment "main" that deployment_output reads.
+provision() {
+	az deployment group create -g "$RESOURCE_GROUP" -n main --template-file infra/main.bicep \
+		--parameters infra/main.bicepparam -o none
+}

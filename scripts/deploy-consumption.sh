@@ -22,16 +22,7 @@ need_resource_group "to the resource group to deploy into"
 need_az
 export HOLDFAST_HOSTING_PLAN=Consumption # read by infra/main.bicepparam
 
-if [[ "$(az group exists -n "$RESOURCE_GROUP")" != true ]]; then
-	[[ -n "${LOCATION:-}" ]] || die "resource group $RESOURCE_GROUP does not exist: set LOCATION to create it"
-	say "creating resource group $RESOURCE_GROUP in $LOCATION"
-	az group create -n "$RESOURCE_GROUP" -l "$LOCATION" -o none
-fi
-
-provision() {
-	az deployment group create -g "$RESOURCE_GROUP" -n main --template-file infra/main.bicep \
-		--parameters infra/main.bicepparam -o none
-}
+ensure_resource_group
 
 # Keep the package URL of the current release while provisioning, so the app keeps running the same code.
 HOLDFAST_PACKAGE_URL=$(deployment_output packageUrl 2>/dev/null || true)

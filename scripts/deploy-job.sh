@@ -19,17 +19,8 @@ need_resource_group "to the resource group to deploy into (azd: azd env set AZUR
 need_az
 export HOLDFAST_HOSTING_PLAN=ContainerAppsJob # read by infra/main.bicepparam
 
-provision() {
-	az deployment group create -g "$RESOURCE_GROUP" -n main --template-file infra/main.bicep \
-		--parameters infra/main.bicepparam -o none
-}
-
 if [[ "${PROVISION:-}" == 1 ]]; then
-	if [[ "$(az group exists -n "$RESOURCE_GROUP")" != true ]]; then
-		[[ -n "${LOCATION:-}" ]] || die "resource group $RESOURCE_GROUP does not exist: set LOCATION to create it"
-		say "creating resource group $RESOURCE_GROUP in $LOCATION"
-		az group create -n "$RESOURCE_GROUP" -l "$LOCATION" -o none
-	fi
+	ensure_resource_group
 	# Keep the image of the current release while provisioning (not the placeholder of a first deployment).
 	current=${HOLDFAST_IMAGE:-$(deployment_output containerImage 2>/dev/null || true)}
 	[[ "$current" == mcr.microsoft.com/* ]] && current=""
