@@ -58,6 +58,7 @@ func (f *Faults) DropConnections() int {
 // DetachIdleReceivers makes the server detach entity receive links that have seen no flow,
 // transfer or disposition for idle, with amqp:link:detach-forced: the service's idle detach
 // (Options.LinkIdleTimeout, 10 minutes) made short for receivers (idle 0 turns the fault off).
+// Session receivers are left alone (see housekeeping.go); shorten LinkIdleTimeout for them.
 // Renewing the locks of their messages keeps working. With settleOnManagement true settling
 // those messages afterwards (the SDK falls back to the $management link) is accepted, as on
 // the service (Microsoft's TestMessageSettlementUsingOnlyBackupSettlement settles through
@@ -71,6 +72,25 @@ func (f *Faults) DetachIdleReceivers(idle time.Duration, settleOnManagement bool
 	f.idle, f.settleMgmt = idle, settleOnManagement
 	f.mu.Unlock()
 	f.poke()
+	return nil
+}
+
+// ExpireSessionLock ends the lock on session sessionID of the session queue or subscription
+// at entityPath now, as if it had expired: the receive link holding it is detached with
+// com.microsoft:session-lock-lost, its unsettled messages are available again with their
+// delivery count raised, and settling them with their old lock tokens answers 410
+// (com.microsoft:session-lock-lost; the SDK reports CodeLockLost). The session is free for
+// any receiver afterwards — the SDK's own session receiver re-accepts it when it retries.
+// Not locked ⇒ an error wrapping broker.ErrSessionLockLost.
+func (f *Faults) ExpireSessionLock(entityPath, sessionID string) error {
+	e, err := f.s.broker.Entity(entityPath)
+	if err != nil {
+		return fmt.Errorf("emulator: expire session lock: %w", err)
+	}
+	if err := e.ExpireSessionLock(sessionID); err != nil {
+		return fmt.Errorf("emulator: expire session lock: %w", err)
+	}
+	f.s.log.Info("fault: session lock expired on demand", "entity", entityPath, "session", sessionID)
 	return nil
 }
 

@@ -495,3 +495,62 @@ func TestAutoForwarding(t *testing.T) {
 		t.Fatalf("received %v", got)
 	}
 }
+
+// The session lock-loss fault: the held messages come back in order with their delivery count
+// raised (the SDK's session receiver re-accepts the session by itself). Their old lock tokens
+// are refused (mgmt's TestSessionOperations); through the SDK such a settlement ends in
+// CodeLockLost only after its settle retries (about 50 s with the defaults), too slow here.
+func TestFaultExpireSessionLock(t *testing.T) {
+	srv := startServer(t, nil)
+	p := broker.DefaultQueueProperties()
+	p.RequiresSession = true
+	q := newQueue(t, srv, &p)
+	c := newClient(t, srv)
+	s, err := c.NewSender(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := "order-42"
+	for _, b := range []string{"one", "two", "three"} {
+		send(t, s, &azservicebus.Message{Body: []byte(b), SessionID: &sid})
+	}
+	r, err := c.AcceptSessionForQueue(ctxT(t), q, sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctxT(t))
+	var got []*azservicebus.ReceivedMessage
+	for len(got) < 3 {
+		ms, err := r.ReceiveMessages(ctxT(t), 3-len(got), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ms...)
+	}
+	if err := r.CompleteMessage(ctxT(t), got[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Faults().ExpireSessionLock(q, sid); err != nil {
+		t.Fatal(err)
+	}
+	var again []*azservicebus.ReceivedMessage
+	for len(again) < 2 {
+		ms, err := r.ReceiveMessages(ctxT(t), 2-len(again), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again = append(again, ms...)
+	}
+	if string(again[0].Body) != "two" || string(again[1].Body) != "three" || again[0].DeliveryCount != 2 || again[1].DeliveryCount != 2 {
+		t.Fatalf("redelivered %q/%d %q/%d, want two and three with delivery count 2",
+			again[0].Body, again[0].DeliveryCount, again[1].Body, again[1].DeliveryCount)
+	}
+	for _, m := range again {
+		if err := r.CompleteMessage(ctxT(t), m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Faults().ExpireSessionLock(q, "not-locked"); !errors.Is(err, broker.ErrSessionLockLost) {
+		t.Errorf("expiring an unlocked session: %v, want ErrSessionLockLost", err)
+	}
+}

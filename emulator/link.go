@@ -47,8 +47,13 @@ type link struct {
 	// Entity receiver links (client receives from an entity).
 	entity *broker.Entity
 	mode   broker.ReceiveMode
-	wake   chan struct{} // capacity 1: credit or drain changed
-	done   chan struct{} // closed when the link is detached
+	// sess is the session the link holds on a session entity (nil otherwise, or while an
+	// accept-next attach waits for a session: then pending is set). Written before the link's
+	// goroutine starts, under conn.mu.
+	sess    *broker.SessionLock
+	pending *wire.Attach  // the client's attach while an accept-next waits for a session
+	wake    chan struct{} // capacity 1: credit or drain changed
+	done    chan struct{} // closed when the link is detached
 
 	replyKeys []string // keys of this link in conn.replyLinks
 
@@ -192,12 +197,6 @@ func (c *conn) attachClientReceiver(s *session, a *wire.Attach) {
 			return
 		}
 	case kindEntity:
-		if a.Source != nil && len(a.Source.Filter) > 0 {
-			if _, ok := a.Source.Filter["com.microsoft:session-filter"]; ok {
-				c.rejectAttach(s, a, &wire.Error{Condition: condNotAllowed, Description: "session receivers are not supported by this emulator"})
-				return
-			}
-		}
 		e, err := c.srv.broker.Entity(path)
 		if err != nil {
 			c.rejectAttach(s, a, notFound(addr))
@@ -213,9 +212,10 @@ func (c *conn) attachClientReceiver(s *session, a *wire.Attach) {
 			l.mode = broker.ReceiveAndDelete
 		}
 		l.wake = make(chan struct{}, 1)
+		if done := c.attachSession(s, a, l); done {
+			return
+		}
 	}
-	var zero uint32
-	maxSize := c.srv.opts.MaxMessageSize
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.addLinkLocked(s, l)
@@ -229,7 +229,16 @@ func (c *conn) attachClientReceiver(s *session, a *wire.Attach) {
 			}
 		}
 	}
-	_ = s.sendLocked(&wire.Attach{
+	c.completeReceiverAttachLocked(s, a, l)
+}
+
+// completeReceiverAttachLocked answers a client receiver's attach and, for an entity, starts
+// the link's goroutine. On a session link the source's session filter carries the session id
+// and the link properties the lock's expiry, as the service sends them. Caller holds c.mu.
+func (c *conn) completeReceiverAttachLocked(s *session, a *wire.Attach, l *link) {
+	var zero uint32
+	maxSize := c.srv.opts.MaxMessageSize
+	reply := &wire.Attach{
 		Name:                 a.Name,
 		Handle:               a.Handle,
 		Role:                 wire.RoleSender,
@@ -239,12 +248,16 @@ func (c *conn) attachClientReceiver(s *session, a *wire.Attach) {
 		Target:               a.Target,
 		InitialDeliveryCount: &zero,
 		MaxMessageSize:       &maxSize,
-	}, nil)
-	if kind == kindEntity {
+	}
+	if l.sess != nil {
+		reply.Source, reply.Properties = sessionAttach(a.Source, l.sess)
+	}
+	_ = s.sendLocked(reply, nil)
+	if l.kind == kindEntity {
 		c.wg.Add(1)
 		go l.run()
 	}
-	c.log.Debug("attached client receiver", "link", a.Name, "address", addr, "mode", l.mode)
+	c.log.Debug("attached client receiver", "link", a.Name, "path", l.path, "mode", l.mode)
 }
 
 // errSecondCBSLink refuses a second $cbs link in one direction on a connection: the service
@@ -275,6 +288,16 @@ func notFound(addr string) *wire.Error {
 // rejectAttach refuses an attach the AMQP way: an attach with a null terminus, then a closing detach
 // carrying the error.
 func (c *conn) rejectAttach(s *session, a *wire.Attach, e *wire.Error) {
+	c.log.Debug("attach refused", "link", a.Name, "condition", e.Condition, "description", e.Description)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = s.sendLocked(nullTerminusAttach(a), nil)
+	_ = s.sendLocked(&wire.Detach{Handle: a.Handle, Closed: true, Error: e}, nil)
+}
+
+// nullTerminusAttach is the attach answering a refused client attach a: the server's terminus
+// is null (the refusal's detach follows).
+func nullTerminusAttach(a *wire.Attach) *wire.Attach {
 	reply := &wire.Attach{Name: a.Name, Handle: a.Handle, SndSettleMode: a.SndSettleMode, RcvSettleMode: a.RcvSettleMode}
 	if a.Role == wire.RoleSender {
 		reply.Role = wire.RoleReceiver
@@ -283,11 +306,7 @@ func (c *conn) rejectAttach(s *session, a *wire.Attach, e *wire.Error) {
 		reply.Role = wire.RoleSender
 		reply.Target = a.Target
 	}
-	c.log.Debug("attach refused", "link", a.Name, "condition", e.Condition, "description", e.Description)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_ = s.sendLocked(reply, nil)
-	_ = s.sendLocked(&wire.Detach{Handle: a.Handle, Closed: true, Error: e}, nil)
+	return reply
 }
 
 func (c *conn) handleDetach(s *session, d *wire.Detach) {
@@ -299,6 +318,10 @@ func (c *conn) handleDetach(s *session, d *wire.Detach) {
 	}
 	if d.Error != nil {
 		c.log.Debug("client detached with an error", "link", l.name, "condition", d.Error.Condition, "description", d.Error.Description)
+	}
+	if l.pending != nil && !l.detachSent {
+		// An accept-next attach still waiting for a session: answer it (no terminus) first.
+		_ = s.sendLocked(nullTerminusAttach(l.pending), nil)
 	}
 	l.detachLocked()
 	delete(s.links, d.Handle)
@@ -324,6 +347,9 @@ func (l *link) detachLocked() {
 	l.detached = true
 	if l.c.liveLinks--; l.c.liveLinks == 0 {
 		l.c.noLinksSince = time.Now()
+	}
+	if l.sess != nil {
+		l.sess.Release() // closing a session receiver frees the session at once (lock order: conn.mu, then the entity's)
 	}
 	if l.done != nil {
 		close(l.done)

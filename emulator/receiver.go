@@ -24,8 +24,15 @@ const (
 //
 // With credit, each round takes the entity's Available channel before looking for messages, so a
 // message that arrives in between wakes it. Without credit it waits for a flow only.
+//
+// A session link receives its session's messages only, and is detached with
+// com.microsoft:session-lock-lost when the session lock ends under it.
 func (l *link) run() {
 	defer l.c.wg.Done()
+	var lost <-chan struct{} // nil without a session: never ready
+	if l.sess != nil {
+		lost = l.sess.Lost()
+	}
 	for {
 		l.c.mu.Lock()
 		detached, credit := l.detached, l.credit
@@ -33,10 +40,21 @@ func (l *link) run() {
 		if detached {
 			return
 		}
+		if isClosed(lost) {
+			l.sessionLost()
+			return
+		}
 		var avail <-chan struct{} // nil without credit: never ready
 		if credit > 0 {
-			avail = l.entity.Available()
-			if ds := l.entity.Receive(int(min(credit, maxReceiveBatch)), l.mode); len(ds) > 0 {
+			var ds []broker.Delivery
+			if l.sess != nil {
+				avail = l.sess.Available()
+				ds = l.sess.Receive(int(min(credit, maxReceiveBatch)), l.mode)
+			} else {
+				avail = l.entity.Available()
+				ds = l.entity.Receive(int(min(credit, maxReceiveBatch)), l.mode)
+			}
+			if len(ds) > 0 {
 				l.deliver(ds)
 				continue
 			}
@@ -53,6 +71,7 @@ func (l *link) run() {
 		select {
 		case <-avail:
 		case <-l.wake:
+		case <-lost:
 		case <-l.done:
 			return
 		}

@@ -121,7 +121,7 @@ func (c *conn) process(l *link, in *incoming) wire.DeliveryState {
 			break
 		}
 		for _, m := range msgs {
-			c.routeReply(m, c.srv.mgmt.Answer(l.path, m, c.rights(l.path)))
+			c.routeReply(m, c.srv.mgmt.Answer(l.path, m, c.callerFor(l.path, m)))
 		}
 	}
 	return &wire.Accepted{}
@@ -140,7 +140,7 @@ func (c *conn) answerLater(d time.Duration, path string, msgs []*amqp.Message) {
 		return
 	}
 	for _, m := range msgs {
-		c.routeReply(m, c.srv.mgmt.Answer(path, m, c.rights(path)))
+		c.routeReply(m, c.srv.mgmt.Answer(path, m, c.callerFor(path, m)))
 	}
 }
 

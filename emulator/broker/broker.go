@@ -230,7 +230,7 @@ func (b *Broker) createQueue(name string, p QueueProperties, checkForwards bool)
 		return fmt.Errorf("broker: create queue %q: %w", name, err)
 	}
 	q := newEntity(b, name, KindQueue, p)
-	q.dlq = newEntity(b, name+DeadLetterQueueSuffix, KindDeadLetterQueue, p)
+	q.dlq = newEntity(b, name+DeadLetterQueueSuffix, KindDeadLetterQueue, p.deadLetterProperties())
 	b.queues[key] = q
 	b.log.Info("queue created", "queue", name, "lockDuration", p.LockDuration, "maxDeliveryCount", p.MaxDeliveryCount)
 	b.warnExtensions(p.ExtensionWarnings("queue " + name))

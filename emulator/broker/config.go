@@ -169,6 +169,14 @@ const (
 	MaxDuplicateDetectionWindow = 7 * 24 * time.Hour
 )
 
+// deadLetterProperties are the properties of p's dead-letter subqueue: no sessions there (a DLQ
+// is received from without a session filter) and no forwarding of its own.
+func (p QueueProperties) deadLetterProperties() QueueProperties {
+	p.RequiresSession = false
+	p.ForwardTo, p.ForwardDeadLetteredMessagesTo = "", ""
+	return p
+}
+
 // Azure's own lower limits where the emulator accepts less. Values below them are emulator
 // extensions (so tests can expire locks and duplicate windows quickly): they are accepted,
 // and ExtensionWarnings names Azure's limit so that the start-up log says so.
@@ -370,9 +378,6 @@ func (p QueueProperties) validate(path string) error {
 	}
 	if err := checkTTLAndWindow(path, p.DefaultMessageTimeToLive, p.DuplicateDetectionHistoryTimeWindow); err != nil {
 		return err
-	}
-	if p.RequiresSession {
-		return &ConfigError{Path: path + ".RequiresSession", Msg: "sessions are not supported yet"}
 	}
 	for _, f := range []struct{ name, v string }{{"ForwardTo", p.ForwardTo}, {"ForwardDeadLetteredMessagesTo", p.ForwardDeadLetteredMessagesTo}} {
 		if f.v == "" {

@@ -83,7 +83,6 @@ func TestParseConfigErrors(t *testing.T) {
 		{"deliveries fraction", queue(`"MaxDeliveryCount":1.5`), "UserConfig.Namespaces[0].Queues[1].Properties.MaxDeliveryCount", "must be an integer"},
 		{"ttl too long", queue(`"DefaultMessageTimeToLive":"P10675200D"`), "UserConfig.Namespaces[0].Queues[1].Properties.DefaultMessageTimeToLive", "P10675199D"},
 		{"bool type", queue(`"RequiresSession":"no"`), "UserConfig.Namespaces[0].Queues[1].Properties.RequiresSession", "true or false"},
-		{"sessions", queue(`"RequiresSession":true`), "UserConfig.Namespaces[0].Queues[1].Properties.RequiresSession", "not supported"},
 		{"forward", queue(`"ForwardTo":"no such//name"`), "UserConfig.Namespaces[0].Queues[1].Properties.ForwardTo", "must separate"},
 		{"dup window", queue(`"DuplicateDetectionHistoryTimeWindow":"PT1S"`), "UserConfig.Namespaces[0].Queues[1].Properties.DuplicateDetectionHistoryTimeWindow", "PT5S..P7D"},
 		{"duplicate name", `{"UserConfig":{"Namespaces":[{"Name":"n","Queues":[{"Name":"q"},{"Name":"Q"}]}]}}`, "UserConfig.Namespaces[0].Queues[1].Name", "duplicates"},

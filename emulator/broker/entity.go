@@ -129,6 +129,9 @@ type Entity struct {
 	expAt   time.Time           // when expT fires
 	outbox  []forwardItem       // auto-forwarded messages to send once mu is released (unlock)
 
+	sessions   map[string]*msession   // by session id (RequiresSession entities)
+	lostTokens map[amqp.UUID]struct{} // lock tokens whose session lock ended (ErrSessionLockLost)
+
 	// created, updated, accessed: see EntityStats (guarded by mu).
 	created, updated, accessed time.Time
 }
@@ -150,12 +153,13 @@ type record struct {
 	expires time.Time // when the TTL runs out; zero = never (or not yet active)
 	sched   Timer     // the activation timer of a scheduled record
 	hops    int       // auto-forwarding hops the message has taken to reach this entity
+	sess    *msession // its session, on a session entity
 }
 
 func newEntity(b *Broker, path string, kind EntityKind, p QueueProperties) *Entity {
 	e := &Entity{
 		b: b, path: path, kind: kind, props: p, clock: b.clock, log: b.log.With("entity", path),
-		msgs: make(map[int64]*record), locks: make(map[amqp.UUID]*record),
+		msgs: make(map[int64]*record), locks: make(map[amqp.UUID]*record), sessions: make(map[string]*msession),
 		ready:  minHeap[int64]{less: func(a, b int64) bool { return a < b }},
 		expiry: minHeap[expiryItem]{less: func(a, b expiryItem) bool { return a.at.Before(b.at) }},
 	}
@@ -204,7 +208,7 @@ func (e *Entity) Receive(max int, mode ReceiveMode) []Delivery {
 	}
 	e.mu.Lock()
 	defer e.unlock()
-	if e.gone != nil || !e.hasReadyLocked() {
+	if e.gone != nil || e.props.RequiresSession || !e.hasReadyLocked() {
 		return nil
 	}
 	out := make([]Delivery, 0, min(max, e.ready.Len()))
@@ -242,12 +246,13 @@ func (e *Entity) hasReadyLocked() bool {
 
 // Available returns a channel that is closed the next time messages may have become
 // available (send, abandon, release, lock expiry, entity closed). It is already closed when
-// messages are available now. Callers call Receive, and when it returns nothing wait on a
-// fresh Available channel (broadcast: every waiter wakes).
+// messages are available now — on a session entity: when an unlocked session has an available
+// message (AcceptNextSession would succeed). Callers call Receive, and when it returns nothing
+// wait on a fresh Available channel (broadcast: every waiter wakes).
 func (e *Entity) Available() <-chan struct{} {
 	e.mu.Lock()
 	defer e.unlock()
-	if e.gone != nil || e.hasReadyLocked() {
+	if e.gone != nil || (!e.props.RequiresSession && e.hasReadyLocked()) || (e.props.RequiresSession && e.unlockedReadyLocked()) {
 		return closedChan
 	}
 	if e.wake == nil {
@@ -261,7 +266,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // Complete removes the locked message. Unknown or expired token ⇒ ErrLockLost.
 func (e *Entity) Complete(token amqp.UUID) error {
 	return e.settle("complete", token, func(r *record) {
-		delete(e.msgs, r.seq)
+		e.dropLocked(r)
 		e.count.Completed++
 	})
 }
@@ -330,6 +335,9 @@ func (e *Entity) RenewLock(token amqp.UUID) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	if r.sess != nil {
+		return time.Time{}, fmt.Errorf("broker: renew lock on %q: the messages of a session are covered by the session lock (renew the session lock): %w", e.path, ErrNotAllowed)
+	}
 	e.disarmLocked(r)
 	r.until = now(e.clock).Add(e.props.LockDuration)
 	e.armLocked(r)
@@ -341,17 +349,19 @@ func (e *Entity) RenewLock(token amqp.UUID) (time.Time, error) {
 // order, in any state (locked, deferred with x-opt-message-state 1, later scheduled with 2),
 // without locking them.
 func (e *Entity) Peek(fromSequenceNumber int64, max int) []*amqp.Message {
-	if max <= 0 {
-		return nil
-	}
 	e.mu.Lock()
 	defer e.unlock()
-	if e.gone != nil {
+	return e.peekLocked(fromSequenceNumber, max, nil)
+}
+
+// peekLocked is Peek over the messages of session sess (nil: every message).
+func (e *Entity) peekLocked(fromSequenceNumber int64, max int, sess *msession) []*amqp.Message {
+	if max <= 0 || e.gone != nil {
 		return nil
 	}
 	seqs := make([]int64, 0, min(len(e.msgs), 256))
-	for s := range e.msgs {
-		if s >= fromSequenceNumber {
+	for s, r := range e.msgs {
+		if s >= fromSequenceNumber && (sess == nil || r.sess == sess) {
 			seqs = append(seqs, s)
 		}
 	}
@@ -372,10 +382,20 @@ func (e *Entity) Peek(fromSequenceNumber int64, max int) []*amqp.Message {
 // message whose TTL has run out expires now (as on Azure, deferred messages expire only when
 // someone tries to receive them) and counts as missing. If any number is not an unlocked
 // deferred message of this entity it returns an error wrapping ErrMessageNotFound that names
-// the numbers, and changes nothing else.
+// the numbers, and changes nothing else. On a session entity deferred messages are received
+// within their session (SessionLock.ReceiveDeferred): ErrNotAllowed here.
 func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, error) {
 	e.mu.Lock()
 	defer e.unlock()
+	if e.props.RequiresSession && e.gone == nil {
+		return nil, fmt.Errorf("broker: receive deferred on %q: the entity requires sessions (receive through a session): %w", e.path, ErrNotAllowed)
+	}
+	return e.receiveDeferredLocked(seqs, mode, nil)
+}
+
+// receiveDeferredLocked is ReceiveDeferred over the messages of session sess (nil: a
+// non-session entity).
+func (e *Entity) receiveDeferredLocked(seqs []int64, mode ReceiveMode, sess *msession) ([]Delivery, error) {
 	if e.gone != nil {
 		return nil, fmt.Errorf("broker: receive deferred on %q: %w", e.path, e.gone)
 	}
@@ -388,7 +408,7 @@ func (e *Entity) ReceiveDeferred(seqs []int64, mode ReceiveMode) ([]Delivery, er
 	var missing []int64
 	for _, s := range seqs {
 		r := e.msgs[s]
-		if r == nil || r.state != MessageStateDeferred || r.locked {
+		if r == nil || r.state != MessageStateDeferred || r.locked || r.sess != sess {
 			missing = append(missing, s)
 		}
 	}
@@ -448,6 +468,9 @@ func (e *Entity) enqueue(msgs []*amqp.Message, hops int) ([]int64, error) {
 	if e.gone != nil {
 		return nil, fmt.Errorf("broker: send to %q: %w", e.path, e.gone)
 	}
+	if err := e.checkSessionIDs(msgs); err != nil {
+		return nil, err
+	}
 	t := now(e.clock)
 	seqs := make([]int64, len(msgs))
 	for i, m := range msgs {
@@ -487,6 +510,16 @@ func (e *Entity) storeLocked(m *amqp.Message, seq int64, t time.Time, hops int) 
 	prepareStored(m, seq, t)
 	r := &record{seq: seq, msg: m, hops: hops}
 	e.msgs[seq] = r
+	if e.props.RequiresSession {
+		sid, ok := sessionID(m)
+		if !ok { // only a topic's copy gets here: a queue refuses it at send
+			e.count.Sent++
+			e.deadLetterLocked(r, ReasonSessionIDIsNull, MissingSessionIDDescription)
+			return
+		}
+		r.sess = e.sessionLocked(sid)
+		r.sess.count++
+	}
 	e.count.Sent++
 	e.accessed = t
 	if at, ok := m.Annotations[AnnotationScheduledTime].(time.Time); ok && at.After(t) {
@@ -522,15 +555,20 @@ func prepareStored(m *amqp.Message, seq int64, t time.Time) {
 // it and returns the stored message itself (nobody else can see it any more).
 func (e *Entity) deliverLocked(r *record, mode ReceiveMode, t time.Time) Delivery {
 	if mode == ReceiveAndDelete {
-		delete(e.msgs, r.seq)
+		e.dropLocked(r)
 		decorate(r.msg, r, false)
 		return Delivery{Message: r.msg, SequenceNumber: r.seq}
 	}
 	r.locked = true
 	r.token = newUUID()
-	r.until = t.Add(e.props.LockDuration)
 	e.locks[r.token] = r
-	e.armLocked(r)
+	if r.sess != nil { // the session lock covers it: no lock timer of its own
+		r.until = r.sess.until
+		r.sess.locked[r.token] = r
+	} else {
+		r.until = t.Add(e.props.LockDuration)
+		e.armLocked(r)
+	}
 	m := copyMessage(r.msg)
 	decorate(m, r, true)
 	tag := LockTokenTag(r.token)
@@ -587,7 +625,17 @@ func (e *Entity) lockedLocked(op string, token amqp.UUID) (*record, error) {
 	}
 	r, ok := e.locks[token]
 	if !ok {
+		if _, lost := e.lostTokens[token]; lost {
+			return nil, fmt.Errorf("%s (%s on %q: lock token %s): %w", SessionLockLostDescription, op, e.path, token, ErrSessionLockLost)
+		}
 		return nil, fmt.Errorf("%s (%s on %q: lock token %s is unknown, expired or settled): %w", LockLostDescription, op, e.path, token, ErrLockLost)
+	}
+	if r.sess != nil {
+		if !now(e.clock).Before(r.sess.until) {
+			e.endSessionLocked(r.sess, true)
+			return nil, fmt.Errorf("%s (%s on %q: lock token %s): %w", SessionLockLostDescription, op, e.path, token, ErrSessionLockLost)
+		}
+		return r, nil
 	}
 	if !now(e.clock).Before(r.until) {
 		e.expireLocked(r)
@@ -638,6 +686,9 @@ func (e *Entity) expireLocked(r *record) {
 func (e *Entity) unlockLocked(r *record) {
 	e.disarmLocked(r)
 	delete(e.locks, r.token)
+	if r.sess != nil {
+		delete(r.sess.locked, r.token)
+	}
 	r.locked = false
 	r.token = amqp.UUID{}
 	r.until = time.Time{}
@@ -689,7 +740,8 @@ func stampDeadLetter(m *amqp.Message, reason, description string) {
 func (e *Entity) moveToDLQLocked(r *record, reason, description string) {
 	m := r.msg
 	stampDeadLetter(m, reason, description)
-	delete(e.msgs, r.seq)
+	e.dropLocked(r)
+	r.sess = nil // a dead-letter queue has no sessions
 	r.inReady = false
 	r.expires = time.Time{} // messages do not expire in a dead-letter subqueue
 	m.Annotations[AnnotationDeadLetterSource] = e.path
@@ -712,9 +764,23 @@ func (e *Entity) adopt(r *record) {
 }
 
 func (e *Entity) readyLocked(r *record) {
-	if !r.inReady {
-		r.inReady = true
+	if r.inReady {
+		return
+	}
+	r.inReady = true
+	if r.sess != nil {
+		r.sess.ready.push(r.seq)
+	} else {
 		e.ready.push(r.seq)
+	}
+}
+
+// dropLocked removes r from the entity (settled, received and deleted, expired, moved).
+func (e *Entity) dropLocked(r *record) {
+	delete(e.msgs, r.seq)
+	if r.sess != nil {
+		r.sess.count--
+		e.gcSessionLocked(r.sess)
 	}
 }
 
@@ -738,6 +804,7 @@ func (e *Entity) shutdown(err error) {
 		for _, r := range e.msgs {
 			e.stopScheduleLocked(r)
 		}
+		e.shutdownSessionsLocked(err)
 		e.stopSweepLocked()
 		e.notifyLocked()
 	}

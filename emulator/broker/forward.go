@@ -84,7 +84,7 @@ func (e *Entity) forwardLocked(r *record, to string) {
 			fmt.Sprintf("The maximum number of allowed hops (%d) when forwarding between entities has been exceeded.", MaxForwardHops))
 		return
 	}
-	delete(e.msgs, r.seq)
+	e.dropLocked(r)
 	r.inReady = false
 	e.count.Forwarded++
 	e.outbox = append(e.outbox, forwardItem{from: e, to: ForwardPath(to), msg: r.msg, hops: r.hops + 1})

@@ -74,7 +74,7 @@ func (e *Entity) expireMessageLocked(r *record) {
 		e.deadLetterLocked(r, ReasonTTLExpired, "The message expired and was dead lettered.")
 		return
 	}
-	delete(e.msgs, r.seq)
+	e.dropLocked(r)
 	e.log.Debug("message expired", "sequenceNumber", r.seq)
 }
 
@@ -135,7 +135,7 @@ func (e *Entity) CancelScheduled(seqs []int64) error {
 	for _, s := range seqs {
 		if r := e.msgs[s]; r != nil {
 			e.stopScheduleLocked(r)
-			delete(e.msgs, s)
+			e.dropLocked(r)
 			e.count.ScheduleCancelled++
 		}
 	}

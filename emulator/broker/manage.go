@@ -82,7 +82,7 @@ func (e *Entity) setProperties(p QueueProperties, stamp bool) {
 	e.mu.Unlock()
 	if e.dlq != nil {
 		e.dlq.mu.Lock()
-		e.dlq.props = p
+		e.dlq.props = p.deadLetterProperties()
 		e.dlq.mu.Unlock()
 	}
 }

@@ -122,7 +122,7 @@ func (b *Broker) createSubscription(topicName, name string, p SubscriptionProper
 	qp.DefaultMessageTimeToLive = min(qp.DefaultMessageTimeToLive, t.props.DefaultMessageTimeToLive)
 	path := t.name + SubscriptionsSegment + name
 	e := newEntity(b, path, KindSubscription, qp)
-	e.dlq = newEntity(b, path+DeadLetterQueueSuffix, KindDeadLetterQueue, qp)
+	e.dlq = newEntity(b, path+DeadLetterQueueSuffix, KindDeadLetterQueue, qp.deadLetterProperties())
 	if len(rules) == 0 {
 		rules = []RuleConfig{defaultRule()}
 	}

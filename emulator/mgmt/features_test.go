@@ -212,7 +212,7 @@ func TestManagementRights(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := decode(t, f.h.Answer("orders", tt.req, tt.rights))
+			r := decode(t, f.h.Answer("orders", tt.req, Caller{Rights: tt.rights}))
 			if r.code != tt.wantCode || (tt.wantDesc != "" && r.desc != tt.wantDesc) {
 				t.Fatalf("%d %q, want %d %q", r.code, r.desc, tt.wantCode, tt.wantDesc)
 			}

@@ -54,6 +54,9 @@ const (
 	CondInternalError   = "amqp:internal-error"
 	CondServerBusy      = "com.microsoft:server-busy"
 	CondNotAllowed      = "amqp:not-allowed"
+	// CondSessionLockLost and CondSessionCannotBeLocked are Service Bus's session conditions.
+	CondSessionLockLost       = "com.microsoft:session-lock-lost"
+	CondSessionCannotBeLocked = "com.microsoft:session-cannot-be-locked"
 )
 
 // MaxPeekCount caps message-count of one peek, as Azure does.
@@ -222,7 +225,7 @@ func (h *Handler) Management(entityPath string, req *amqp.Message) *amqp.Message
 			t.Stop()
 		}
 	}
-	return h.Answer(entityPath, req, AllRights)
+	return h.Answer(entityPath, req, Caller{Rights: AllRights})
 }
 
 // Delay returns how long the reply to a management request arriving now is to be delayed
@@ -230,21 +233,34 @@ func (h *Handler) Management(entityPath string, req *amqp.Message) *amqp.Message
 // FaultState.DelayedRequests when it is delayed. Call it once per request.
 func (h *Handler) Delay() time.Duration { return h.faults.takeDelay() }
 
+// Caller is what the connection engine knows about the sender of a management request.
+type Caller struct {
+	// Rights are the caller's claims on the entity (AllRights outside strict auth mode).
+	Rights Rights
+	// AssociatedLink is the request's "associated-link-name" application property: the
+	// receive link the request acts for ("" when it names none).
+	AssociatedLink string
+	// Session is the session lock that link holds (nil when it names none, a link without a
+	// session, or one no longer attached). Session operations of a request naming a link act
+	// on it only: a session the link does not hold is a lost session lock.
+	Session *broker.SessionLock
+}
+
 // Answer is Management without the injected delay: the connection engine waits Delay on a
-// goroutine of its own and then calls Answer, so other traffic is not held up. rights are the
-// caller's claims on entityPath: schedule and cancel-scheduled need RightSend, every other
+// goroutine of its own and then calls Answer, so other traffic is not held up. c.Rights are
+// the caller's claims on entityPath: schedule and cancel-scheduled need RightSend, every other
 // operation RightListen; a missing claim answers 401 (amqp:unauthorized-access).
-func (h *Handler) Answer(entityPath string, req *amqp.Message, rights Rights) *amqp.Message {
+func (h *Handler) Answer(entityPath string, req *amqp.Message, c Caller) *amqp.Message {
 	h.b.NoteManagementCall()
 	op, _ := appString(req, "operation")
 	need := RightListen
 	if _, ok := pathOperations[op]; ok {
 		need = RightSend
 	}
-	if !rights.Has(need) && !rights.Has(RightManage) {
+	if !c.Rights.Has(need) && !c.Rights.Has(RightManage) {
 		return reply(req, status{code: 401, desc: UnauthorizedDescription(need), cond: CondUnauthorized}, nil)
 	}
-	out, st := h.management(entityPath, op, req)
+	out, st := h.management(entityPath, op, req, c)
 	if st.code >= 400 {
 		h.log.Debug("management request failed", "entity", entityPath, "operation", op, "status", st.code, "description", st.desc)
 	}
@@ -252,13 +268,17 @@ func (h *Handler) Answer(entityPath string, req *amqp.Message, rights Rights) *a
 }
 
 // operation is one supported management operation; body is the request's amqp-value map.
-type operation func(h *Handler, e *broker.Entity, body map[string]any) (map[string]any, status)
+type operation func(h *Handler, e *broker.Entity, body map[string]any, c Caller) (map[string]any, status)
 
 var operations = map[string]operation{
-	OpRenewLock:         (*Handler).renewLock,
-	OpPeekMessage:       (*Handler).peek,
-	OpReceiveBySequence: (*Handler).receiveBySequence,
-	OpUpdateDisposition: (*Handler).updateDisposition,
+	OpRenewLock:          (*Handler).renewLock,
+	OpPeekMessage:        (*Handler).peek,
+	OpReceiveBySequence:  (*Handler).receiveBySequence,
+	OpUpdateDisposition:  (*Handler).updateDisposition,
+	OpRenewSessionLock:   (*Handler).renewSessionLock,
+	OpGetSessionState:    (*Handler).getSessionState,
+	OpSetSessionState:    (*Handler).setSessionState,
+	OpGetMessageSessions: (*Handler).getMessageSessions,
 }
 
 // pathOperation is an operation on a send target (queue or topic) rather than a receivable
@@ -270,13 +290,7 @@ var pathOperations = map[string]pathOperation{
 	OpCancelScheduledMessage: (*Handler).cancelScheduled,
 }
 
-// notYet names the feature behind operations the SDK may send that are not implemented.
-var notYet = map[string]string{
-	OpRenewSessionLock: "sessions", OpGetSessionState: "sessions", OpSetSessionState: "sessions",
-	OpGetMessageSessions: "sessions",
-}
-
-func (h *Handler) management(entityPath, op string, req *amqp.Message) (map[string]any, status) {
+func (h *Handler) management(entityPath, op string, req *amqp.Message, c Caller) (map[string]any, status) {
 	if op == "" {
 		return nil, badRequest("application property \"operation\" is missing or not a string")
 	}
@@ -292,9 +306,6 @@ func (h *Handler) management(entityPath, op string, req *amqp.Message) (map[stri
 	}
 	run, ok := operations[op]
 	if !ok {
-		if feature, ok := notYet[op]; ok {
-			return nil, status{code: 404, desc: fmt.Sprintf("operation %q is not supported by this emulator yet (%s)", op, feature), cond: CondNotImplemented}
-		}
 		return nil, status{code: 404, desc: fmt.Sprintf("unknown management operation %q", op), cond: CondNotImplemented}
 	}
 	e, err := h.b.Entity(entityPath)
@@ -305,10 +316,10 @@ func (h *Handler) management(entityPath, op string, req *amqp.Message) (map[stri
 	if st.code != 0 {
 		return nil, st
 	}
-	return run(h, e, body)
+	return run(h, e, body, c)
 }
 
-func (h *Handler) renewLock(e *broker.Entity, body map[string]any) (map[string]any, status) {
+func (h *Handler) renewLock(e *broker.Entity, body map[string]any, _ Caller) (map[string]any, status) {
 	tokens, st := uuids(body, "lock-tokens")
 	if st.code != 0 {
 		return nil, st
@@ -330,7 +341,7 @@ func (h *Handler) renewLock(e *broker.Entity, body map[string]any) (map[string]a
 	return map[string]any{"expirations": exp}, ok200
 }
 
-func (h *Handler) peek(e *broker.Entity, body map[string]any) (map[string]any, status) {
+func (h *Handler) peek(e *broker.Entity, body map[string]any, c Caller) (map[string]any, status) {
 	from, st := integer(body, "from-sequence-number", true)
 	if st.code != 0 {
 		return nil, st
@@ -342,7 +353,16 @@ func (h *Handler) peek(e *broker.Entity, body map[string]any) (map[string]any, s
 	if n <= 0 {
 		return nil, badRequest("message-count must be positive, got %d", n)
 	}
-	msgs := e.Peek(from, int(min(n, MaxPeekCount)))
+	var msgs []*amqp.Message
+	if e.RequiresSession() && (c.Session != nil || body["session-id"] != nil) {
+		sl, st := h.session(e, body, c)
+		if st.code != 0 {
+			return nil, st
+		}
+		msgs = sl.Peek(from, int(min(n, MaxPeekCount)))
+	} else {
+		msgs = e.Peek(from, int(min(n, MaxPeekCount)))
+	}
 	if len(msgs) == 0 {
 		return nil, status{code: 204, desc: "No messages"}
 	}
@@ -357,7 +377,7 @@ func (h *Handler) peek(e *broker.Entity, body map[string]any) (map[string]any, s
 	return map[string]any{"messages": list}, ok200
 }
 
-func (h *Handler) receiveBySequence(e *broker.Entity, body map[string]any) (map[string]any, status) {
+func (h *Handler) receiveBySequence(e *broker.Entity, body map[string]any, c Caller) (map[string]any, status) {
 	seqs, st := int64s(body, "sequence-numbers")
 	if st.code != 0 {
 		return nil, st
@@ -378,7 +398,17 @@ func (h *Handler) receiveBySequence(e *broker.Entity, body map[string]any) (map[
 	default:
 		return nil, badRequest("receiver-settle-mode must be 0 (receive-and-delete) or 1 (peek-lock), got %d", m)
 	}
-	ds, err := e.ReceiveDeferred(seqs, mode)
+	var ds []broker.Delivery
+	var err error
+	if e.RequiresSession() {
+		sl, st := h.session(e, body, c)
+		if st.code != 0 {
+			return nil, st
+		}
+		ds, err = sl.ReceiveDeferred(seqs, mode)
+	} else {
+		ds, err = e.ReceiveDeferred(seqs, mode)
+	}
 	if err != nil {
 		return nil, h.brokerStatus(OpReceiveBySequence, err)
 	}
@@ -397,7 +427,7 @@ func (h *Handler) receiveBySequence(e *broker.Entity, body map[string]any) (map[
 	return map[string]any{"messages": list}, ok200
 }
 
-func (h *Handler) updateDisposition(e *broker.Entity, body map[string]any) (map[string]any, status) {
+func (h *Handler) updateDisposition(e *broker.Entity, body map[string]any, _ Caller) (map[string]any, status) {
 	disp, st := str(body, "disposition-status", true)
 	if st.code != 0 {
 		return nil, st
@@ -497,6 +527,10 @@ func (h *Handler) cancelScheduled(path string, body map[string]any) (map[string]
 // brokerStatus maps a broker error to a reply status.
 func (h *Handler) brokerStatus(op string, err error) status {
 	switch {
+	case errors.Is(err, broker.ErrSessionLockLost):
+		return status{code: 410, desc: err.Error(), cond: CondSessionLockLost}
+	case errors.Is(err, broker.ErrSessionCannotBeLocked):
+		return status{code: 410, desc: err.Error(), cond: CondSessionCannotBeLocked}
 	case errors.Is(err, broker.ErrLockLost):
 		return status{code: 410, desc: err.Error(), cond: CondLockLost}
 	case errors.Is(err, broker.ErrMessageNotFound):

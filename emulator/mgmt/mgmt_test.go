@@ -400,7 +400,7 @@ func TestBadRequests(t *testing.T) {
 		{"schedule garbage", "orders", OpScheduleMessage, map[string]any{"messages": []any{map[string]any{"message": []byte{1, 2}}}}, 400, "messages[0].message"},
 		{"schedule unknown entity", "missing", OpScheduleMessage, map[string]any{"messages": []any{}}, 404, "missing"},
 		{"cancel unknown", "orders", OpCancelScheduledMessage, map[string]any{"sequence-numbers": []int64{1}}, 404, "not scheduled"},
-		{"session", "orders", OpRenewSessionLock, map[string]any{"session-id": "s"}, 404, "sessions"},
+		{"session op on a plain queue", "orders", OpRenewSessionLock, map[string]any{"session-id": "s"}, 400, "does not require sessions"},
 		{"unknown entity", "missing", OpPeekMessage, map[string]any{}, 404, "missing"},
 		{"no body", "orders", OpPeekMessage, nil, 400, "body"},
 		{"missing from", "orders", OpPeekMessage, map[string]any{"message-count": int32(1)}, 400, "from-sequence-number"},

@@ -21,6 +21,7 @@ import (
 type QueueSpec struct {
 	LockDuration     time.Duration
 	MaxDeliveryCount int32
+	RequiresSession  bool
 }
 
 // Features records where targets legitimately differ.

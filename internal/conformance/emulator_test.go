@@ -35,6 +35,7 @@ func TestEmulator(t *testing.T) {
 			if spec.MaxDeliveryCount > 0 {
 				props.MaxDeliveryCount = int(spec.MaxDeliveryCount)
 			}
+			props.RequiresSession = spec.RequiresSession
 			if err := srv.Broker().CreateQueue(name, props); err != nil {
 				t.Fatalf("CreateQueue: %v", err)
 			}

@@ -37,6 +37,9 @@ func TestLiveNamespace(t *testing.T) {
 			if spec.MaxDeliveryCount > 0 {
 				props.MaxDeliveryCount = ptr(spec.MaxDeliveryCount)
 			}
+			if spec.RequiresSession {
+				props.RequiresSession = ptr(true)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if _, err := adm.CreateQueue(ctx, name, &admin.CreateQueueOptions{Properties: props}); err != nil {

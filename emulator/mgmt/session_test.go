@@ -1,0 +1,107 @@
+package mgmt
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/Azure/go-amqp"
+
+	"github.com/holdfast-dev/holdfast/emulator/broker"
+)
+
+// The session operations as the SDK sends them (associated-link-name names the session
+// receiver), and the session-lock-lost answers once the lock is gone.
+func TestSessionOperations(t *testing.T) {
+	clk := broker.NewManualClock(t0)
+	b, err := broker.New(nil, &broker.Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	p := broker.DefaultQueueProperties()
+	p.RequiresSession = true
+	p.LockDuration = 30 * time.Second
+	if err := b.CreateQueue("orders", p); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := b.Entity("orders")
+	h := New(b, nil)
+	for _, sid := range []string{"s", "s", "other"} {
+		m := amqp.NewMessage([]byte("m"))
+		m.Properties = &amqp.MessageProperties{GroupID: &sid}
+		if err := b.Send("orders", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sl, err := e.AcceptSession("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := Caller{Rights: AllRights, AssociatedLink: "receiver-link", Session: sl}
+	ask := func(op string, body map[string]any, c Caller) sdkResponse {
+		t.Helper()
+		return decode(t, h.Answer("orders", sdkRequest(t, op, body), c))
+	}
+
+	clk.Advance(10 * time.Second)
+	r := ask(OpRenewSessionLock, map[string]any{"session-id": "s"}, caller)
+	if exp, _ := r.body["expiration"].(time.Time); r.code != 200 || !exp.Equal(clk.Now().Add(30*time.Second)) {
+		t.Fatalf("renew-session-lock: %d %q %v", r.code, r.desc, r.body)
+	}
+	if r := ask(OpSetSessionState, map[string]any{"session-id": "s", "session-state": []byte("st")}, caller); r.code != 200 {
+		t.Fatalf("set-session-state: %d %q", r.code, r.desc)
+	}
+	if r := ask(OpGetSessionState, map[string]any{"session-id": "s"}, caller); r.code != 200 || string(r.body["session-state"].([]byte)) != "st" {
+		t.Fatalf("get-session-state: %d %v", r.code, r.body)
+	}
+	// A request naming a link that holds another session (or none) does not reach this one.
+	if r := ask(OpGetSessionState, map[string]any{"session-id": "other"}, caller); r.code != 410 || r.cond != CondSessionLockLost {
+		t.Fatalf("state of a session the link does not hold: %d %q", r.code, r.cond)
+	}
+	r = ask(OpGetMessageSessions, map[string]any{"last-updated-time": time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), "skip": int32(0), "top": int32(100)}, Caller{Rights: AllRights})
+	if ids, _ := r.body["sessions-ids"].([]string); r.code != 200 || !slices.Equal(ids, []string{"other", "s"}) {
+		t.Fatalf("get-message-sessions: %d %v", r.code, r.body)
+	}
+	if r := ask(OpGetMessageSessions, map[string]any{"last-updated-time": clk.Now(), "skip": int32(0), "top": int32(100)}, Caller{Rights: AllRights}); r.code != 204 {
+		t.Fatalf("sessions updated after now: %d %v", r.code, r.body)
+	}
+
+	ds := sl.Receive(2, broker.PeekLock)
+	if r := ask(OpRenewLock, map[string]any{"lock-tokens": []amqp.UUID{ds[0].LockToken}}, caller); r.code != 400 || r.cond != CondNotAllowed {
+		t.Fatalf("renew-lock on a session message: %d %q", r.code, r.cond)
+	}
+	if err := e.Defer(ds[1].LockToken, nil); err != nil {
+		t.Fatal(err)
+	}
+	r = ask(OpReceiveBySequence, map[string]any{"sequence-numbers": []int64{ds[1].SequenceNumber}, "receiver-settle-mode": uint32(1)}, caller)
+	if r.code != 200 {
+		t.Fatalf("receive-by-sequence-number in the session: %d %q", r.code, r.desc)
+	}
+	deferredToken := r.body["messages"].([]any)[0].(map[string]any)["lock-token"].(amqp.UUID)
+	if r := ask(OpReceiveBySequence, map[string]any{"sequence-numbers": []int64{ds[1].SequenceNumber}, "receiver-settle-mode": uint32(1)}, Caller{Rights: AllRights}); r.code != 400 {
+		t.Fatalf("receive-by-sequence-number on a session queue without a session: %d %q", r.code, r.desc)
+	}
+
+	// The lock ends: the old tokens, the renewal and the state answer session-lock-lost.
+	if err := e.ExpireSessionLock("s"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		op   string
+		body map[string]any
+	}{
+		{OpUpdateDisposition, map[string]any{"disposition-status": "completed", "lock-tokens": []amqp.UUID{ds[0].LockToken}}},
+		{OpUpdateDisposition, map[string]any{"disposition-status": "completed", "lock-tokens": []amqp.UUID{deferredToken}}},
+		{OpRenewSessionLock, map[string]any{"session-id": "s"}},
+		{OpSetSessionState, map[string]any{"session-id": "s", "session-state": []byte("late")}},
+	} {
+		if r := ask(tt.op, tt.body, caller); r.code != 410 || r.cond != CondSessionLockLost {
+			t.Errorf("%s after the session lock was lost: %d %q %q", tt.op, r.code, r.cond, r.desc)
+		}
+	}
+	ids, _ := e.ListSessions(time.Time{}, 0, 10)
+	if !slices.Equal(ids, []string{"other", "s"}) {
+		t.Errorf("sessions after the loss: %v", ids)
+	}
+}
