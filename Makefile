@@ -132,6 +132,17 @@ deploy-consumption:
 deploy-job:
 	PROVISION=1 RESOURCE_GROUP=$(RESOURCE_GROUP) LOCATION=$(LOCATION) ./scripts/deploy-job.sh
 
+# --- reliability matrix (not in CI) ----------------------------------------------------------------
+# reliability: every cell of processor behaviours × emulator faults × crash points against the in-process
+# emulator and Azurite, with the end state of every message checked and the matrix printed as a table
+# (about 20 minutes here). make test runs a CI-sized selection of it (go test ./internal/reliability).
+.PHONY: reliability
+# Cells mostly wait (for locks, work, timers): RELIABILITY_PARALLEL of them run at once.
+RELIABILITY_PARALLEL ?= 4
+reliability: npm-deps
+	@set -o pipefail; $(GO) test -count=1 -timeout 120m -parallel $(RELIABILITY_PARALLEL) -run '^TestReliability$$' -v \
+	  ./internal/reliability -args -reliability.full | grep --line-buffered -v -E '^(=== (RUN|PAUSE|CONT)|    --- PASS)'
+
 # --- benchmarks (not in CI) ----------------------------------------------------------------------
 # bench prints one table per goal: emulator CPU vs client CPU (sbbench), P1 run vs raw SDK loop,
 # P2 renewals per lock window, P3 drain (1k vs 10k), the dead-letter drain (1k vs 10k), P4 handler start-up,

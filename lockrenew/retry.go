@@ -34,6 +34,12 @@ const (
 // A 5 s lock gets 250 ms / 625 ms / 9 retries, a 60 s lock 1 s / 2.5 s / 25 retries. lockDuration ≤ 0
 // means Azure's default lock duration, 60 s. Use the same options for every client that holds or settles
 // the entity's messages.
+//
+// They do not reach settlement: azservicebus v1.11.0 settles (complete, abandon, dead-letter, defer) with
+// RetryOptions{}, the SDK defaults, whatever the client says (messageSettler.go, settleWithRetries), so a
+// settlement that meets a dropped connection retries after 3.2–5.2 s. Keep renewing while settling (release
+// the hold only after the settlement returned) and give settlement more than that (the run allows 15 s):
+// the renewals, which do use these options, recover the connection and keep the lock meanwhile.
 func RetryOptions(lockDuration time.Duration) azservicebus.RetryOptions {
 	if lockDuration <= 0 {
 		lockDuration = time.Minute
