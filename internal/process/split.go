@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 )
@@ -55,19 +56,34 @@ func (s *splitReceiver) closeReceive(close func()) {
 	close()
 }
 
+// onLinkTimeout bounds a settlement on the receive link. A disposition on a live link takes milliseconds. When
+// the connection dropped after the message was received, azservicebus v1.11.0 retries the disposition on the
+// message's own, dead link until ctx ends: it falls back to the management link for link errors only, not
+// for a lost connection, and waits about 4 s between attempts whatever the client's retry options
+// (messageSettler.go); each attempt also makes it recover the connection again. Past onLinkTimeout the
+// settlement goes by lock token, which the renewals keep working across a dropped connection.
+const onLinkTimeout = time.Second
+
 // settleOn calls onLink with the receive link when m came from it and the link is still open, else
 // byTokenFn with the settlement receiver. Deferred messages (received by sequence number, over the
-// management link) always settle by token.
-func (s *splitReceiver) settleOn(m *azservicebus.ReceivedMessage, onLink, byTokenFn func(*azservicebus.Receiver) error) error {
+// management link) always settle by token. A settlement on the link that fails other than with a lost lock,
+// or takes longer than onLinkTimeout, is retried by token.
+func (s *splitReceiver) settleOn(ctx context.Context, m *azservicebus.ReceivedMessage, onLink, byTokenFn func(context.Context, *azservicebus.Receiver) error) error {
 	if m.State != azservicebus.MessageStateDeferred {
 		s.mu.RLock()
 		if !s.recvClosed {
-			defer s.mu.RUnlock()
-			return onLink(s.recv)
+			lctx, cancel := context.WithTimeout(ctx, onLinkTimeout)
+			err := onLink(lctx, s.recv)
+			cancel()
+			s.mu.RUnlock()
+			if err == nil || ctx.Err() != nil || isLockLost(err) {
+				return err
+			}
+		} else {
+			s.mu.RUnlock()
 		}
-		s.mu.RUnlock()
 	}
-	return byTokenFn(s.settle)
+	return byTokenFn(ctx, s.settle)
 }
 
 func (s *splitReceiver) ReceiveMessages(ctx context.Context, n int, o *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
@@ -75,27 +91,31 @@ func (s *splitReceiver) ReceiveMessages(ctx context.Context, n int, o *azservice
 }
 
 func (s *splitReceiver) CompleteMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.CompleteMessageOptions) error {
-	return s.settleOn(m,
-		func(r *azservicebus.Receiver) error { return r.CompleteMessage(ctx, m, o) },
-		func(r *azservicebus.Receiver) error { return r.CompleteMessage(ctx, byToken(m), o) })
+	return s.settleOn(ctx, m,
+		func(ctx context.Context, r *azservicebus.Receiver) error { return r.CompleteMessage(ctx, m, o) },
+		func(ctx context.Context, r *azservicebus.Receiver) error {
+			return r.CompleteMessage(ctx, byToken(m), o)
+		})
 }
 
 func (s *splitReceiver) AbandonMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.AbandonMessageOptions) error {
-	return s.settleOn(m,
-		func(r *azservicebus.Receiver) error { return r.AbandonMessage(ctx, m, o) },
-		func(r *azservicebus.Receiver) error { return r.AbandonMessage(ctx, byToken(m), o) })
+	return s.settleOn(ctx, m,
+		func(ctx context.Context, r *azservicebus.Receiver) error { return r.AbandonMessage(ctx, m, o) },
+		func(ctx context.Context, r *azservicebus.Receiver) error { return r.AbandonMessage(ctx, byToken(m), o) })
 }
 
 func (s *splitReceiver) DeadLetterMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.DeadLetterOptions) error {
-	return s.settleOn(m,
-		func(r *azservicebus.Receiver) error { return r.DeadLetterMessage(ctx, m, o) },
-		func(r *azservicebus.Receiver) error { return r.DeadLetterMessage(ctx, byToken(m), o) })
+	return s.settleOn(ctx, m,
+		func(ctx context.Context, r *azservicebus.Receiver) error { return r.DeadLetterMessage(ctx, m, o) },
+		func(ctx context.Context, r *azservicebus.Receiver) error {
+			return r.DeadLetterMessage(ctx, byToken(m), o)
+		})
 }
 
 func (s *splitReceiver) DeferMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.DeferMessageOptions) error {
-	return s.settleOn(m,
-		func(r *azservicebus.Receiver) error { return r.DeferMessage(ctx, m, o) },
-		func(r *azservicebus.Receiver) error { return r.DeferMessage(ctx, byToken(m), o) })
+	return s.settleOn(ctx, m,
+		func(ctx context.Context, r *azservicebus.Receiver) error { return r.DeferMessage(ctx, m, o) },
+		func(ctx context.Context, r *azservicebus.Receiver) error { return r.DeferMessage(ctx, byToken(m), o) })
 }
 
 // RenewMessageLock renews by token and copies the new expiry to m. The renewer calls it from m's renewal
