@@ -6,21 +6,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/internal/benchkit"
 )
 
 const queue = "bench"
@@ -38,35 +34,12 @@ func main() {
 }
 
 func run(bin string, messages, size, receivers int) error {
-	dir, err := os.MkdirTemp("", "sbbench")
+	emu, err := benchkit.StartEmulator(bin, benchkit.QueueConfig(time.Minute, queue))
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cfg := filepath.Join(dir, "Config.json")
-	if err := os.WriteFile(cfg, []byte(`{"UserConfig":{"Namespaces":[{"Name":"sbemulatorns","Queues":[{"Name":"`+queue+
-		`","Properties":{"LockDuration":"PT1M","MaxDeliveryCount":10}}]}],"Logging":{"Type":"Console"}}}`), 0o644); err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-config", cfg, "-log-level", "error")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start emulator: %w", err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	conn, err := readConnectionString(stdout)
-	if err != nil {
-		return err
-	}
-
-	client, err := azservicebus.NewClientFromConnectionString(conn, nil)
+	defer emu.Close()
+	client, err := azservicebus.NewClientFromConnectionString(emu.ConnectionString, nil)
 	if err != nil {
 		return err
 	}
@@ -74,14 +47,14 @@ func run(bin string, messages, size, receivers int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	emuStart, err := processCPU(cmd.Process.Pid)
+	emuStart, err := emu.CPU()
 	if err != nil {
 		return err
 	}
-	selfStart := selfCPU()
+	selfStart := benchkit.SelfCPU()
 	start := time.Now()
 
-	if err := sendAll(ctx, client, messages, size); err != nil {
+	if err := benchkit.Send(ctx, client, queue, messages, size, "m"); err != nil {
 		return err
 	}
 	sent := time.Since(start)
@@ -90,11 +63,11 @@ func run(bin string, messages, size, receivers int) error {
 	}
 	wall := time.Since(start)
 
-	emuEnd, err := processCPU(cmd.Process.Pid)
+	emuEnd, err := emu.CPU()
 	if err != nil {
 		return err
 	}
-	emuCPU, clientCPU := emuEnd-emuStart, selfCPU()-selfStart
+	emuCPU, clientCPU := emuEnd-emuStart, benchkit.SelfCPU()-selfStart
 	perMsg := func(d time.Duration) string {
 		return fmt.Sprintf("%.1f µs", float64(d.Microseconds())/float64(messages))
 	}
@@ -105,49 +78,6 @@ func run(bin string, messages, size, receivers int) error {
 	fmt.Printf("| emulator CPU | %.2f s (%s per message) |\n", emuCPU.Seconds(), perMsg(emuCPU))
 	fmt.Printf("| client (SDK) CPU | %.2f s (%s per message) |\n", clientCPU.Seconds(), perMsg(clientCPU))
 	fmt.Printf("| emulator CPU / client CPU | %.2f |\n", emuCPU.Seconds()/clientCPU.Seconds())
-	return nil
-}
-
-func readConnectionString(stdout interface{ Read([]byte) (int, error) }) (string, error) {
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "Endpoint=") {
-			go func() { // keep draining so the emulator never blocks on a full pipe
-				for sc.Scan() {
-				}
-			}()
-			return line, nil
-		}
-	}
-	return "", errors.New("emulator exited without printing its connection string")
-}
-
-func sendAll(ctx context.Context, client *azservicebus.Client, messages, size int) error {
-	s, err := client.NewSender(queue, nil)
-	if err != nil {
-		return err
-	}
-	defer s.Close(ctx)
-	body := make([]byte, size)
-	for sent := 0; sent < messages; {
-		batch, err := s.NewMessageBatch(ctx, nil)
-		if err != nil {
-			return err
-		}
-		for sent < messages {
-			err := batch.AddMessage(&azservicebus.Message{Body: body}, nil)
-			if errors.Is(err, azservicebus.ErrMessageTooLarge) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			sent++
-		}
-		if err := s.SendMessageBatch(ctx, batch, nil); err != nil {
-			return fmt.Errorf("send batch: %w", err)
-		}
-	}
 	return nil
 }
 
@@ -204,26 +134,4 @@ func receiveAll(ctx context.Context, client *azservicebus.Client, messages, rece
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// processCPU returns user+system CPU time of pid from /proc (Linux).
-func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
-	}
-	const clockTicks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
