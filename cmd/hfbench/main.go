@@ -1,206 +1,92 @@
-// Command hfbench measures holdfast against the in-process emulator and prints a table per measurement:
+// Command hfbench measures holdfast and writes the benchmark report:
 //
-//	hfbench renew    P2: renew operations per message per lock window, and locks lost, with 1,000 messages held
-//	                 on 15 s locks for several windows
-//	hfbench startup  P4: time from exec of the handler binary to accepting connections
+//	hfbench report      every measurement below plus the Go benchmarks, sbbench and hfscale, written to
+//	                    BENCHMARKS.md with a headline table (make bench)
+//	hfbench throughput  P1: a Service run at the default settings against the raw SDK receive→complete loop,
+//	                    side by side in alternating rounds, the emulator in a process of its own
+//	hfbench renew       P2: renew requests per lock window and locks lost, 1,000 messages on 15 s locks with
+//	                    300 ms injected renew latency, holdfast against two hand-written policies
+//	hfbench startup     P4: time from exec of the handler binary to accepting connections
+//	hfbench soak        100,000 messages with mixed outcomes through repeated runs of the real handler (make soak)
 //
-// `make bench` runs both (plus the Go benchmarks). Nothing here runs in `make test`.
+// Each prints Markdown tables. Nothing here runs in `make test`.
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"slices"
-	"sync"
 	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"github.com/holdfast-dev/holdfast/emulator"
-	"github.com/holdfast-dev/holdfast/emulator/broker"
-	"github.com/holdfast-dev/holdfast/lockrenew"
 )
+
+const usage = "usage: hfbench report|throughput|renew|startup|soak [flags] (hfbench <command> -h for the flags)"
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: hfbench renew|startup [flags]")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
+	case "report":
+		fs := flag.NewFlagSet("report", flag.ExitOnError)
+		var o reportOptions
+		fs.StringVar(&o.out, "out", "BENCHMARKS.md", "the report to write")
+		fs.StringVar(&o.goBin, "go", "go", "the go command (Go benchmarks, sbbench, hfscale)")
+		fs.StringVar(&o.emulator, "emulator", "bin/sbemulator", "sbemulator binary")
+		fs.StringVar(&o.handler, "handler", "bin/handler", "handler binary")
+		fs.StringVar(&o.soakFile, "soak", "docs/soak.json", "summary of the last make soak")
+		fs.BoolVar(&o.quick, "quick", false, "fewer rounds and messages (a smoke run of the report itself)")
+		_ = fs.Parse(os.Args[2:])
+		err = report(o)
 	case "renew":
 		fs := flag.NewFlagSet("renew", flag.ExitOnError)
-		n := fs.Int("messages", 1000, "messages held at once")
+		n := fs.Int("messages", 1000, "messages held at once, per policy")
 		lock := fs.Duration("lock", 15*time.Second, "queue lock duration")
-		hold := fs.Duration("hold", 60*time.Second, "how long every message is held")
+		hold := fs.Duration("hold", 60*time.Second, "how long every message is worked on")
+		latency := fs.Duration("latency", 300*time.Millisecond, "delay injected before every $management reply")
 		_ = fs.Parse(os.Args[2:])
-		err = renew(*n, *lock, *hold)
+		_, err = renewP2(os.Stdout, renewOptions{messages: *n, lock: *lock, hold: *hold, latency: *latency})
+	case "throughput":
+		fs := flag.NewFlagSet("throughput", flag.ExitOnError)
+		emu := fs.String("emulator", "bin/sbemulator", "sbemulator binary")
+		n := fs.Int("messages", 5000, "messages per path per round")
+		rounds := fs.Int("rounds", 7, "rounds (each path once per round)")
+		size := fs.Int("size", 1024, "body bytes")
+		only := fs.String("only", "", "measure only the paths whose key (raw, service, run) is in this comma-separated list; empty: all")
+		prof := fs.String("cpuprofile", "", "write CPU profiles of this process while each path consumes (not while sending) to files with this prefix")
+		_ = fs.Parse(os.Args[2:])
+		_, err = throughput(os.Stdout, throughputOptions{emulator: *emu, messages: *n, rounds: *rounds, size: *size, only: *only, profile: *prof})
+	case "soak":
+		fs := flag.NewFlagSet("soak", flag.ExitOnError)
+		n := fs.Int("messages", 100000, "messages sent, with mixed outcomes")
+		budget := fs.Duration("budget", 10*time.Second, "HOLDFAST_RUN_BUDGET of each run")
+		lock := fs.Duration("lock", 5*time.Second, "the queue's lock duration")
+		out := fs.String("out", "", "write the summary as JSON to this file (make soak: docs/soak.json)")
+		emu := fs.String("emulator", "bin/sbemulator", "sbemulator binary")
+		_ = fs.Parse(os.Args[2:])
+		var r *SoakResult
+		r, err = soak(os.Stdout, soakOptions{emulator: *emu, messages: *n, budget: *budget, lock: *lock, out: *out})
+		if r != nil {
+			if werr := writeSoak(os.Stdout, r, *out); err == nil {
+				err = werr
+			}
+		}
+		if err == nil && (r.Lost != 0 || r.GoroutineMax > r.GoroutineBase) {
+			err = fmt.Errorf("soak failed: %d lost, goroutines %d after a run against a baseline of %d", r.Lost, r.GoroutineMax, r.GoroutineBase)
+		}
 	case "startup":
 		fs := flag.NewFlagSet("startup", flag.ExitOnError)
 		bin := fs.String("handler", "bin/handler", "handler binary")
 		runs := fs.Int("runs", 20, "launches")
 		_ = fs.Parse(os.Args[2:])
-		err = startup(*bin, *runs)
+		_, _, err = startup(os.Stdout, *bin, *runs)
 	default:
-		err = fmt.Errorf("unknown measurement %q (want renew or startup)", os.Args[1])
+		fmt.Fprintf(os.Stderr, "hfbench: unknown command %q\n%s\n", os.Args[1], usage)
+		os.Exit(2)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hfbench:", err)
 		os.Exit(1)
 	}
-}
-
-// countingRenewer records, per message, how many renew calls were made for each lock (identified by the
-// LockedUntil it replaced). One call per lock is the policy's promise; more means a lock was renewed twice.
-type countingRenewer struct {
-	inner lockrenew.LockRenewer
-	mu    sync.Mutex
-	calls map[[16]byte]map[time.Time]int // guarded by mu
-}
-
-func (c *countingRenewer) RenewMessageLock(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.RenewMessageLockOptions) error {
-	prev := *m.LockedUntil
-	c.mu.Lock()
-	if c.calls[m.LockToken] == nil {
-		c.calls[m.LockToken] = map[time.Time]int{}
-	}
-	c.calls[m.LockToken][prev]++
-	c.mu.Unlock()
-	return c.inner.RenewMessageLock(ctx, m, o)
-}
-
-func renew(n int, lock, hold time.Duration) error {
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	props := broker.DefaultQueueProperties()
-	props.LockDuration = lock
-	if err := srv.Broker().CreateQueue("renew", props); err != nil {
-		return err
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		return err
-	}
-	defer client.Close(context.Background())
-	ctx := context.Background()
-	sender, err := client.NewSender("renew", nil)
-	if err != nil {
-		return err
-	}
-	for sent := 0; sent < n; {
-		batch, err := sender.NewMessageBatch(ctx, nil)
-		if err != nil {
-			return err
-		}
-		for sent < n {
-			if err := batch.AddMessage(&azservicebus.Message{Body: []byte("x")}, nil); errors.Is(err, azservicebus.ErrMessageTooLarge) {
-				break
-			} else if err != nil {
-				return err
-			}
-			sent++
-		}
-		if err := sender.SendMessageBatch(ctx, batch, nil); err != nil {
-			return err
-		}
-	}
-	rcv, err := client.NewReceiverForQueue("renew", nil)
-	if err != nil {
-		return err
-	}
-	counter := &countingRenewer{inner: rcv, calls: map[[16]byte]map[time.Time]int{}}
-	r := lockrenew.New(counter, &lockrenew.Options{MaxRenewalDuration: -1})
-	defer r.Close()
-
-	var releases []func()
-	for len(releases) < n {
-		msgs, err := rcv.ReceiveMessages(ctx, n-len(releases), nil)
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			_, release := r.Hold(ctx, m)
-			releases = append(releases, release)
-		}
-	}
-	<-time.After(hold)
-	for _, release := range releases {
-		release()
-	}
-	st := r.Stats()
-
-	locks, calls := 0, 0
-	for _, perLock := range counter.calls {
-		for _, c := range perLock {
-			locks++
-			calls += c
-		}
-	}
-	fmt.Printf("| P2: %d messages held %v on %v locks | value |\n|---|---|\n", n, hold, lock)
-	fmt.Printf("| renew operations | %d |\n", calls)
-	fmt.Printf("| lock windows renewed | %d |\n", locks)
-	fmt.Printf("| renew operations per message per lock window | %.3f (goal 1.0) |\n", float64(calls)/float64(locks))
-	fmt.Printf("| locks lost | %d (goal 0) |\n", st.LocksLost)
-	fmt.Printf("| renewal failures | %d |\n", st.Failures)
-	fmt.Printf("| renewal latency mean / max | %v / %v |\n", st.Mean().Round(time.Microsecond), st.LatencyMax.Round(time.Microsecond))
-	return nil
-}
-
-func startup(bin string, runs int) error {
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("handler binary: %w (build it with: go build -o %s ./handler)", err, bin)
-	}
-	var times []time.Duration
-	for range runs {
-		d, err := launchOnce(bin)
-		if err != nil {
-			return err
-		}
-		times = append(times, d)
-	}
-	slices.Sort(times)
-	fmt.Printf("| P4: exec → accepting connections (%d launches) | value |\n|---|---|\n", runs)
-	fmt.Printf("| median | %v |\n", times[len(times)/2].Round(10*time.Microsecond))
-	fmt.Printf("| max | %v (goal ≤ 50 ms) |\n", times[len(times)-1].Round(10*time.Microsecond))
-	return nil
-}
-
-func launchOnce(bin string) (time.Duration, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	addr := l.Addr().String()
-	_, port, _ := net.SplitHostPort(addr)
-	l.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"FUNCTIONS_CUSTOMHANDLER_PORT="+port,
-		// A valid configuration; the Service Bus client is created lazily, so nothing needs to listen there.
-		"ServiceBusConnection=Endpoint=sb://localhost:1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true",
-		"HOLDFAST_ENTITY=bench",
-	)
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
-	for time.Since(start) < 10*time.Second {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return time.Since(start), nil
-		}
-		time.Sleep(200 * time.Microsecond) // polling a port: there is no event to wait on
-	}
-	return 0, fmt.Errorf("handler did not accept connections on %s within 10 s", addr)
 }
