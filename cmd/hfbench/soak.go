@@ -248,10 +248,6 @@ func soak(w io.Writer, o soakOptions) (*SoakResult, error) {
 		res.RSSMaxMiB = max(res.RSSMaxMiB, rss)
 		res.RSSLastMiB, res.HeapLastMiB = rss, heap
 		fmt.Fprintf(os.Stderr, "soak: run %d: %s; goroutines %d; RSS %.1f MiB\n", res.Runs, s, g, rss)
-		if os.Getenv("SOAK_STACKS") != "" {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "%s\n", buf[:runtime.Stack(buf, true)])
-		}
 
 		st, err := stats()
 		if err != nil {
