@@ -113,7 +113,7 @@ func (c *conn) attachSession(s *session, a *wire.Attach, l *link) (done bool) {
 	}
 	timeout := DefaultAcceptSessionTimeout
 	if ms, ok := a.Properties[timeoutProperty]; ok {
-		if n, ok := toMillis(ms); ok {
+		if n, ok := mgmt.ToInt64(ms); ok && n >= 0 {
 			timeout = time.Duration(n) * time.Millisecond
 		}
 	}
@@ -124,20 +124,6 @@ func (c *conn) attachSession(s *session, a *wire.Attach, l *link) (done bool) {
 	c.mu.Unlock()
 	go c.acceptNextLater(s, l, timeout)
 	return true
-}
-
-func toMillis(v any) (int64, bool) {
-	switch n := v.(type) {
-	case uint32:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case uint64:
-		return int64(n), true
-	case int64:
-		return n, true
-	}
-	return 0, false
 }
 
 // sessionError maps a broker session error to the AMQP error refusing an attach.

@@ -211,11 +211,17 @@ func (e *Entity) Receive(max int, mode ReceiveMode) []Delivery {
 	if e.gone != nil || e.props.RequiresSession || !e.hasReadyLocked() {
 		return nil
 	}
-	out := make([]Delivery, 0, min(max, e.ready.Len()))
+	return e.takeReadyLocked(&e.ready, max, mode)
+}
+
+// takeReadyLocked delivers up to max available messages of a ready heap (the entity's, or a
+// session's) in sequence order. Caller holds e.mu.
+func (e *Entity) takeReadyLocked(ready *minHeap[int64], max int, mode ReceiveMode) []Delivery {
+	out := make([]Delivery, 0, min(max, ready.Len()))
 	t := now(e.clock)
-	for len(out) < max && e.ready.Len() > 0 {
-		r := e.msgs[e.ready.pop()]
-		if r == nil || !r.inReady { // removed while ready (TTL expiry)
+	for len(out) < max && ready.Len() > 0 {
+		r := e.msgs[ready.pop()]
+		if r == nil || !r.inReady { // removed while ready (TTL expiry, moved, settled)
 			continue
 		}
 		r.inReady = false

@@ -87,14 +87,7 @@ func TestStatsTimesAndSize(t *testing.T) {
 }
 
 func TestSubscriptionRules(t *testing.T) {
-	b, err := New(nil, &Options{Clock: NewManualClock(t0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	if err := b.CreateTopic("events", DefaultTopicProperties()); err != nil {
-		t.Fatal(err)
-	}
+	b := newEventsBroker(t)
 	if err := b.CreateSubscription("events", "s", DefaultSubscriptionProperties(), nil); err != nil {
 		t.Fatal(err)
 	}

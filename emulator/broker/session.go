@@ -87,7 +87,7 @@ func (e *Entity) gcSessionLocked(s *msession) {
 // has an available message.
 func (e *Entity) readySessionLocked(s *msession) bool {
 	for s.ready.Len() > 0 {
-		if r := e.msgs[s.ready.items[0]]; r != nil && r.inReady && r.sess == s {
+		if r := e.msgs[s.ready.items[0]]; r != nil && r.inReady {
 			return true
 		}
 		s.ready.pop()
@@ -370,22 +370,7 @@ func (l *SessionLock) Receive(max int, mode ReceiveMode) []Delivery {
 	if err != nil || max <= 0 {
 		return nil
 	}
-	t := now(e.clock)
-	var out []Delivery
-	for len(out) < max && e.readySessionLocked(s) {
-		r := e.msgs[s.ready.pop()]
-		r.inReady = false
-		if r.expiredAt(t) {
-			e.expireMessageLocked(r)
-			continue
-		}
-		out = append(out, e.deliverLocked(r, mode, t))
-	}
-	e.count.Received += uint64(len(out))
-	if len(out) > 0 {
-		e.accessed = t
-	}
-	return out
+	return e.takeReadyLocked(&s.ready, max, mode)
 }
 
 // ReceiveDeferred is Entity.ReceiveDeferred within the session: only deferred messages of this

@@ -268,14 +268,7 @@ func TestSessionDeferred(t *testing.T) {
 // A session subscription dead-letters a topic message without a session id; the dead-letter
 // queue of a session entity is received without a session.
 func TestSessionSubscriptionAndDLQ(t *testing.T) {
-	b, err := New(nil, &Options{Clock: NewManualClock(t0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	if err := b.CreateTopic("events", DefaultTopicProperties()); err != nil {
-		t.Fatal(err)
-	}
+	b := newEventsBroker(t)
 	sp := DefaultSubscriptionProperties()
 	sp.RequiresSession = true
 	if err := b.CreateSubscription("events", "s", sp, nil); err != nil {
@@ -296,4 +289,18 @@ func TestSessionSubscriptionAndDLQ(t *testing.T) {
 	if d.Message.ApplicationProperties[PropDeadLetterReason] != ReasonSessionIDIsNull {
 		t.Fatalf("dead-letter reason %v", d.Message.ApplicationProperties[PropDeadLetterReason])
 	}
+}
+
+// newEventsBroker returns a broker with a topic "events" and no subscription.
+func newEventsBroker(t *testing.T) *Broker {
+	t.Helper()
+	b, err := New(nil, &Options{Clock: NewManualClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.CreateTopic("events", DefaultTopicProperties()); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -673,7 +673,7 @@ func int64s(body map[string]any, key string) ([]int64, status) {
 	case []any:
 		out := make([]int64, len(v))
 		for i, x := range v {
-			n, ok := toInt64(x)
+			n, ok := ToInt64(x)
 			if !ok {
 				return nil, badRequest("%s[%d] is %T (want long)", key, i, x)
 			}
@@ -681,7 +681,7 @@ func int64s(body map[string]any, key string) ([]int64, status) {
 		}
 		return out, status{}
 	default:
-		if n, ok := toInt64(v); ok {
+		if n, ok := ToInt64(v); ok {
 			return []int64{n}, status{}
 		}
 		return nil, badRequest("%s is %T (want an array of long)", key, v)
@@ -697,14 +697,16 @@ func integer(body map[string]any, key string, required bool) (int64, status) {
 		}
 		return 0, status{}
 	}
-	n, ok := toInt64(v)
+	n, ok := ToInt64(v)
 	if !ok {
 		return 0, badRequest("%s is %T (want an integer)", key, v)
 	}
 	return n, status{}
 }
 
-func toInt64(v any) (int64, bool) {
+// ToInt64 reads an integer of any AMQP integer type (false for others, and for unsigned
+// values beyond int64).
+func ToInt64(v any) (int64, bool) {
 	switch n := v.(type) {
 	case int8:
 		return int64(n), true

@@ -19,7 +19,10 @@ type fixture struct {
 	h   *Handler
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the queue's properties changed by mutate.
+func newFixtureWith(t *testing.T, mutate func(*broker.QueueProperties)) *fixture {
 	t.Helper()
 	clk := broker.NewManualClock(t0)
 	b, err := broker.New(nil, &broker.Options{Clock: clk})
@@ -29,6 +32,9 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(b.Close)
 	p := broker.DefaultQueueProperties()
 	p.LockDuration = 30 * time.Second
+	if mutate != nil {
+		mutate(&p)
+	}
 	if err := b.CreateQueue("orders", p); err != nil {
 		t.Fatal(err)
 	}

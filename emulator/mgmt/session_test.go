@@ -13,20 +13,8 @@ import (
 // The session operations as the SDK sends them (associated-link-name names the session
 // receiver), and the session-lock-lost answers once the lock is gone.
 func TestSessionOperations(t *testing.T) {
-	clk := broker.NewManualClock(t0)
-	b, err := broker.New(nil, &broker.Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	p := broker.DefaultQueueProperties()
-	p.RequiresSession = true
-	p.LockDuration = 30 * time.Second
-	if err := b.CreateQueue("orders", p); err != nil {
-		t.Fatal(err)
-	}
-	e, _ := b.Entity("orders")
-	h := New(b, nil)
+	f := newFixtureWith(t, func(p *broker.QueueProperties) { p.RequiresSession = true })
+	b, clk, e, h := f.b, f.clk, f.e, f.h
 	for _, sid := range []string{"s", "s", "other"} {
 		m := amqp.NewMessage([]byte("m"))
 		m.Properties = &amqp.MessageProperties{GroupID: &sid}

@@ -123,8 +123,13 @@ func (e *env) send(queue string, msgs ...*azservicebus.Message) {
 	}
 }
 
+// messageReceiver is what receiveN needs: an *azservicebus.Receiver or *SessionReceiver.
+type messageReceiver interface {
+	ReceiveMessages(ctx context.Context, maxMessages int, options *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
+}
+
 // receiveN receives exactly n messages, failing the test if they do not arrive in time.
-func (e *env) receiveN(r *azservicebus.Receiver, n int) []*azservicebus.ReceivedMessage {
+func (e *env) receiveN(r messageReceiver, n int) []*azservicebus.ReceivedMessage {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -44,22 +44,6 @@ func (e *env) accept(q, sid string) *azservicebus.SessionReceiver {
 	return r
 }
 
-// receiveSession receives exactly n messages on a session receiver.
-func (e *env) receiveSession(r *azservicebus.SessionReceiver, n int) []*azservicebus.ReceivedMessage {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var got []*azservicebus.ReceivedMessage
-	for len(got) < n {
-		msgs, err := r.ReceiveMessages(ctx, n-len(got), nil)
-		if err != nil {
-			e.t.Fatalf("ReceiveMessages on session %q: got %d of %d: %v", r.SessionID(), len(got), n, err)
-		}
-		got = append(got, msgs...)
-	}
-	return got
-}
-
 func testSessionSendNeedsID(t *testing.T, e *env) {
 	q := e.sessionQueue()
 	if err := e.sender(q).SendMessage(e.ctx(), &azservicebus.Message{Body: body(1)}, nil); err == nil {
@@ -90,7 +74,7 @@ func testSessionAccept(t *testing.T, e *env) {
 	if r.SessionID() != "a" || !r.LockedUntil().After(time.Now()) {
 		t.Fatalf("session %q locked until %v", r.SessionID(), r.LockedUntil())
 	}
-	got := e.receiveSession(r, 3)
+	got := e.receiveN(r, 3)
 	for i, m := range got {
 		if !bytes.Equal(m.Body, body(2*i)) || m.SessionID == nil || *m.SessionID != "a" {
 			t.Fatalf("message %d of session a: body %q session %v", i, m.Body, m.SessionID)
@@ -103,7 +87,7 @@ func testSessionAccept(t *testing.T, e *env) {
 	if err := r.AbandonMessage(e.ctx(), got[0], nil); err != nil {
 		t.Fatalf("AbandonMessage: %v", err)
 	}
-	again := e.receiveSession(r, 1)[0]
+	again := e.receiveN(r, 1)[0]
 	if *again.SequenceNumber != *got[0].SequenceNumber || again.DeliveryCount != 2 {
 		t.Fatalf("after abandon: sequence %d delivery count %d", *again.SequenceNumber, again.DeliveryCount)
 	}
@@ -112,7 +96,7 @@ func testSessionAccept(t *testing.T, e *env) {
 			t.Fatalf("CompleteMessage: %v", err)
 		}
 	}
-	if b := e.receiveSession(e.accept(q, "b"), 3); *b[0].SessionID != "b" {
+	if b := e.receiveN(e.accept(q, "b"), 3); *b[0].SessionID != "b" {
 		t.Fatalf("session b got session %v", b[0].SessionID)
 	}
 }
@@ -152,7 +136,7 @@ func testSessionAcceptNext(t *testing.T, e *env) {
 		}
 		t.Cleanup(func() { _ = r.Close(context.Background()) })
 		got = append(got, r.SessionID())
-		e.receiveSession(r, 1)
+		e.receiveN(r, 1)
 	}
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"first", "second"}) {
@@ -172,7 +156,7 @@ func testSessionLockExpiry(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	first := e.accept(q, "s")
-	m := e.receiveSession(first, 1)[0]
+	m := e.receiveN(first, 1)[0]
 	before := first.LockedUntil()
 	waitUntil(before.Add(-lock / 2))
 	if err := first.RenewSessionLock(e.ctx(), nil); err != nil {
@@ -193,7 +177,7 @@ func testSessionLockExpiry(t *testing.T, e *env) {
 			t.Fatalf("the expired session never became available: %v", err)
 		}
 	}
-	again := e.receiveSession(second, 1)[0]
+	again := e.receiveN(second, 1)[0]
 	if *again.SequenceNumber != *m.SequenceNumber || again.DeliveryCount != 2 {
 		t.Fatalf("after the session lock expired: sequence %d delivery count %d, want %d and 2", *again.SequenceNumber, again.DeliveryCount, *m.SequenceNumber)
 	}
@@ -260,7 +244,7 @@ func testSessionDeferred(t *testing.T, e *env) {
 		}
 	}
 	a := e.accept(q, "a")
-	m := e.receiveSession(a, 1)[0]
+	m := e.receiveN(a, 1)[0]
 	if err := a.DeferMessage(e.ctx(), m, nil); err != nil {
 		t.Fatalf("DeferMessage: %v", err)
 	}
