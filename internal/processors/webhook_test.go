@@ -163,6 +163,10 @@ func TestWebhookStatusMapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/elsewhere" { // where the 301 points: a client that follows it would complete
+					w.WriteHeader(http.StatusOK)
+					return
+				}
 				if tt.retryAfter != "" {
 					w.Header().Set("Retry-After", tt.retryAfter)
 				}
