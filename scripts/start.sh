@@ -18,7 +18,11 @@ say() { printf '== %s\n' "$*" >&2; }
 pids=()
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
+  # Ignore further signals until every child is stopped: `make start` killed with SIGTERM forwards a second
+  # SIGTERM to this script, which with the default action would end it mid-cleanup and leave Azurite and the
+  # emulator running (holding their ports).
+  trap - EXIT
+  trap '' INT TERM HUP
   # Stop in reverse order and one at a time: the host first (it lets running invocations finish
   # while Service Bus and Azurite are still up, then stops the handler), then Azurite, then the
   # emulator.
@@ -31,6 +35,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP # the terminal closed
 # Job control: each child gets its own process group, so Ctrl-C reaches only this script, which
 # then stops the children in order.
 set -m
