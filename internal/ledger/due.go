@@ -10,8 +10,11 @@ import (
 )
 
 // Due returns up to max rows (max ≤ 0 means 100; at most 1000) whose message is due at now: NotBefore is
-// set and not after now, and the row is deferred or its lease (a drain's or a run's) ran out. A row without
-// NotBefore is never due: it waits for an operator's drain. Rows come in sequence-number order. Due follows
+// set and not after now, and the row is deferred or a run's claim on it ran out. A row without NotBefore is
+// never due: it waits for an operator's drain. So is a row whose drain lease ran out (state resubmitting): that
+// drain may have sent the message's copy before it died, and only a drain re-run completes the original without
+// delivering the work twice (the copy's MessageID makes the resend a duplicate); a run that processed the
+// original would leave the copy to be processed again. Rows come in sequence-number order. Due follows
 // continuations until it has max rows or the table has no more, so it makes one request per page the service
 // returns (a filtered query may return short or empty pages); ctx bounds it. A missing table has no rows.
 func (l *Ledger) Due(ctx context.Context, now time.Time, max int) ([]Row, error) {
@@ -20,10 +23,9 @@ func (l *Ledger) Due(ctx context.Context, now time.Time, max int) ([]Row, error)
 	}
 	max = min(max, maxTop)
 	at := now.UTC().Format(time.RFC3339Nano)
-	// Table Storage compares a missing property as false, so rows without NotBefore never match, and pending
-	// rows (no LeaseUntil) only match through State.
-	filter := fmt.Sprintf("PartitionKey eq '%s' and %s le datetime'%s' and (%s eq '%s' or %s le datetime'%s')",
-		l.pk, colNotBefore, at, colState, StateDeferred, colLeaseUntil, at)
+	// Table Storage compares a missing property as false, so rows without NotBefore never match.
+	filter := fmt.Sprintf("PartitionKey eq '%s' and %s le datetime'%s' and (%s eq '%s' or (%s eq '%s' and %s le datetime'%s'))",
+		l.pk, colNotBefore, at, colState, StateDeferred, colState, StateProcessing, colLeaseUntil, at)
 	pager := l.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: ptr(int32(max))})
 	var rows []Row
 	for len(rows) < max && pager.More() {
@@ -41,7 +43,7 @@ func (l *Ledger) Due(ctx context.Context, now time.Time, max int) ([]Row, error)
 		}
 		for _, r := range got {
 			// The filter already selects these; the check keeps Due honest with Leasable.
-			if len(rows) < max && r.Leasable(now) && !r.NotBefore.IsZero() && !r.NotBefore.After(now) {
+			if len(rows) < max && r.Leasable(now) && r.State != StateResubmitting && !r.NotBefore.IsZero() && !r.NotBefore.After(now) {
 				rows = append(rows, r)
 			}
 		}

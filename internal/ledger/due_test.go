@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Due selects exactly the rows a run may take now: deferred (or with a lapsed lease) and not-before passed;
-// never pending rows, live leases, future or unset not-before times, nor rows of another entity.
+// Due selects exactly the rows a run may take now: deferred (or with a lapsed run claim) and not-before
+// passed; never pending rows, live leases, lapsed drain leases, future or unset not-before times, nor rows of
+// another entity.
 func TestDueSelectsRowsWhoseTimeHasCome(t *testing.T) {
 	ctx, clock := testCtx(t), newTestClock()
 	client := newTable(t)
@@ -31,7 +32,7 @@ func TestDueSelectsRowsWhoseTimeHasCome(t *testing.T) {
 		{6, StateProcessing, past, future, false},   // a live run claim
 		{7, StateProcessing, past, past, true},      // a run that died: its claim lapsed
 		{8, StateResubmitting, past, future, false}, // a live drain lease
-		{9, StateResubmitting, past, past, true},
+		{9, StateResubmitting, past, past, false},   // a drain that died: its copy may be sent, a drain re-run finishes it
 	}
 	for _, r := range rows {
 		row := sampleRow(r.seq, clock)
