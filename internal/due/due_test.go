@@ -70,11 +70,17 @@ func (st *stack) receiver(t *testing.T) *azservicebus.Receiver {
 // run performs one run over a fresh receiver with the ledger as Deferrer and due source.
 func (st *stack) run(t *testing.T, p processor.Processor) process.Summary {
 	t.Helper()
+	return st.runOn(t, st.receiver(t), p)
+}
+
+// runOn performs one run over rcv with the ledger as Deferrer and due source.
+func (st *stack) runOn(t *testing.T, rcv process.Receiver, p processor.Processor) process.Summary {
+	t.Helper()
 	src, err := due.New(st.ledger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := process.Run(context.Background(), st.receiver(t), p, &process.Options{Budget: 30 * time.Second,
+	s, err := process.Run(context.Background(), rcv, p, &process.Options{Budget: 30 * time.Second,
 		NoMessageWait: 500 * time.Millisecond, Deferrer: process.DeferrerFunc(func(ctx context.Context, s process.DeferSettler, m *azservicebus.ReceivedMessage, nb time.Time, reason string) error {
 			return st.ledger.Defer(ctx, s, m, nb, reason)
 		}), Due: src})
@@ -212,5 +218,76 @@ func TestDueMessagesComeBackAndTheLedgerFollows(t *testing.T) {
 	final := st.rows(t)
 	if _, ok := final["abandon"]; ok || len(final) != 1 {
 		t.Fatalf("ledger after run 3: %v, want only defer-again", final)
+	}
+}
+
+// losesLock makes lock renewal fail with CodeLockLost for the message with ID "lost".
+type losesLock struct{ *azservicebus.Receiver }
+
+func (l losesLock) RenewMessageLock(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.RenewMessageLockOptions) error {
+	if m.MessageID == "lost" {
+		return &azservicebus.Error{Code: azservicebus.CodeLockLost}
+	}
+	return l.Receiver.RenewMessageLock(ctx, m, o)
+}
+
+// A due message that is not settled keeps its row (invariant 3: a row goes only once its message is completed,
+// dead-lettered or proven gone): one whose lock is lost while it is processed keeps the run's claim, which
+// lapses for a later run; one that exists but cannot be received (another receiver holds its lock) is
+// released, due again. Mutations: deleting the row in either case makes this fail.
+func TestDueRowsOfUnsettledMessagesStay(t *testing.T) {
+	ctx := context.Background()
+	st := startStack(t)
+	sender, err := st.client.NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close(ctx)
+	for _, id := range []string{"lost", "held"} {
+		if err := sender.SendMessage(ctx, &azservicebus.Message{MessageID: &id, Body: []byte(id)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &byBody{}
+	if s := st.run(t, p); s.Deferred != 2 {
+		t.Fatalf("run 1: %+v", s)
+	}
+	rows := st.rows(t)
+	// "held" is locked by another receiver for the whole of the next run.
+	other := st.receiver(t)
+	held, err := other.ReceiveDeferredMessages(ctx, []int64{rows["held"].SequenceNumber}, nil)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("receive held: %v %v", held, err)
+	}
+	renew, renewed := make(chan struct{}), make(chan struct{})
+	defer func() { close(renew); <-renewed }()
+	go func() { // keep "held" locked while the run tries to take it (the lock is 2 s)
+		defer close(renewed)
+		tk := time.NewTicker(500 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-renew:
+				return
+			case <-tk.C:
+				_ = other.RenewMessageLock(ctx, held[0], nil)
+			}
+		}
+	}()
+
+	// Run 2 takes "lost" back, and its lock is lost while the processor works on it.
+	blocks := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		<-ctx.Done()
+		return processor.Complete() // must not be believed: the lock is gone
+	})
+	if s := st.runOn(t, losesLock{st.receiver(t)}, blocks); s.Due != 1 || s.LocksLost != 1 || s.Completed != 0 {
+		t.Fatalf("run 2: %+v, want the one due message taken and its lock lost", s)
+	}
+	after := st.rows(t)
+	if r, ok := after["lost"]; !ok || r.State != ledger.StateProcessing || !r.LeaseUntil.After(time.Now()) {
+		t.Errorf("row of the message whose lock was lost: %+v (present %v), want it kept under the run's claim", r, ok)
+	}
+	if r, ok := after["held"]; !ok || r.State != ledger.StateDeferred || !r.LeaseUntil.IsZero() || r.LastError == "" {
+		t.Errorf("row of the message another receiver holds: %+v (present %v), want it released with the reason", r, ok)
 	}
 }
