@@ -330,3 +330,45 @@ func TestRunWithAClosedContextAbandonsWhatItHolds(t *testing.T) {
 		t.Fatalf("DLQ %+v: the held messages were not given back", st)
 	}
 }
+
+// failingSender refuses every batch, as a Service Bus that cannot take the copies (quota, throttling) would.
+type failingSender struct{ drain.Sender }
+
+func (failingSender) SendMessageBatch(context.Context, *azservicebus.MessageBatch, *azservicebus.SendMessageBatchOptions) error {
+	return &azservicebus.Error{Code: azservicebus.CodeNotFound}
+}
+
+// TestSendFailureCompletesNothing: send-then-complete, delete on success only. When the copies cannot be sent,
+// no original is completed: each selected message is reported failed, given back and still in the DLQ, and
+// nothing reaches the queue; the call stops with a continuation. Mutation: completing every acted-on message
+// whatever its send gave (page ignoring sendCopies' result) loses the messages and makes this fail.
+func TestSendFailureCompletesNothing(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	e := newEnv(t, 30*time.Second)
+	seqs := e.seed(ctx, t, 4)
+	var c counts
+	svc := e.service(t, nil, &c)
+	svc.o.Sender = failingSender{svc.o.Sender}
+	for _, sel := range []drain.Selection{{SequenceNumbers: []int64{seqs[1], seqs[2]}}, {All: true}} {
+		res, err := svc.Run(ctx, drain.ActionResubmit, sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := len(sel.SequenceNumbers)
+		if sel.All {
+			want = 4
+		}
+		if res.Resubmitted != 0 || res.Completed != 0 || len(res.Failed) != want || res.Continuation == "" {
+			t.Fatalf("%+v: result %+v, want %d failed, nothing resubmitted, a continuation", sel, res, want)
+		}
+		if st := e.stats(t, true); st.Active != 4 || st.Locked != 0 {
+			t.Fatalf("%+v: DLQ after the call %+v, want the 4 messages back and unlocked", sel, st)
+		}
+		if st := e.stats(t, false); st.Active != 0 {
+			t.Fatalf("%+v: queue %+v, want no copy", sel, st)
+		}
+	}
+	if n := c.completes.Load(); n != 0 {
+		t.Fatalf("%d completes after failed sends", n)
+	}
+}
