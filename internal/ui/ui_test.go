@@ -73,3 +73,35 @@ func TestScriptNeverWritesMarkup(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyDirectives: the policy the page is served with allows nothing beyond its own origin: every fetch
+// directive the page needs is 'self', everything else falls back to 'none', and base URIs, form posts and
+// framing are refused. Mutations: widening or dropping any directive (e.g. no frame-ancestors, connect-src *,
+// default-src 'self') makes this fail.
+func TestPolicyDirectives(t *testing.T) {
+	want := map[string]string{
+		"default-src": "'none'", "script-src": "'self'", "style-src": "'self'", "connect-src": "'self'", "img-src": "'self'",
+		"base-uri": "'none'", "form-action": "'none'", "frame-ancestors": "'none'",
+	}
+	got := map[string]string{}
+	for _, d := range strings.Split(serve(http.MethodGet, "/api/ui").Header().Get("Content-Security-Policy"), ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+		if name == "" {
+			continue
+		}
+		if _, dup := got[name]; dup {
+			t.Errorf("directive %s given twice", name)
+		}
+		got[name] = strings.TrimSpace(value)
+	}
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("%s: %q, want %q", name, got[name], v)
+		}
+	}
+	for name, v := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("unexpected directive %s %s", name, v)
+		}
+	}
+}
