@@ -250,6 +250,17 @@ func TestFunctionTimeoutFromHostJSON(t *testing.T) {
 		{`{"functionTimeout":"10m"}`, 0, true},
 		{`{"functionTimeout":"00:61:00"}`, 0, true},
 		{`{"functionTimeout":"00:00:00"}`, 0, true},
+		{`{"functionTimeout":"00:10:00.1234567"}`, 10*time.Minute + 123456700*time.Nanosecond, false},
+		// Go's number syntax is not a TimeSpan's: NaN became an unbounded timeout, the others odd values.
+		{`{"functionTimeout":"00:00:NaN"}`, 0, true},
+		{`{"functionTimeout":"00:10:1e1"}`, 0, true},
+		{`{"functionTimeout":"00:00:0x1p4"}`, 0, true},
+		{`{"functionTimeout":"00:10:5_0"}`, 0, true},
+		{`{"functionTimeout":"+00:10:00"}`, 0, true},
+		{`{"functionTimeout":"00:+10:00"}`, 0, true},
+		{`{"functionTimeout":"00:10:00."}`, 0, true},
+		{`{"functionTimeout":"00:10:00.12345678"}`, 0, true},
+		{`{"functionTimeout":"1.5.00:00:00"}`, 0, true},
 		{`{"functionTimeout":5}`, 0, true},
 		{`{`, 0, true},
 	}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -48,6 +47,8 @@ func FunctionTimeoutFromHostJSON(data []byte) (time.Duration, error) {
 }
 
 // ParseTimeSpan parses a .NET TimeSpan string: "[-][d.]hh:mm:ss[.fffffff]", or "-1" (negative, unbounded).
+// Every field is plain decimal digits (hours, minutes and seconds one or two, the fraction one to seven), so
+// what Go's number parsers would also take ("NaN", "1e1", "0x10", "+5", "5_0") is refused.
 func ParseTimeSpan(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	bad := fmt.Errorf("%q is not a [d.]hh:mm:ss time span: %w", s, ErrInvalid)
@@ -58,8 +59,8 @@ func ParseTimeSpan(s string) (time.Duration, error) {
 	s = strings.TrimPrefix(s, "-")
 	var days int64
 	if dot, colon := strings.IndexByte(s, '.'), strings.IndexByte(s, ':'); dot >= 0 && colon > dot {
-		n, err := strconv.ParseInt(s[:dot], 10, 32)
-		if err != nil {
+		n, ok := decimal(s[:dot], 8)
+		if !ok {
 			return 0, bad
 		}
 		days, s = n, s[dot+1:]
@@ -68,18 +69,40 @@ func ParseTimeSpan(s string) (time.Duration, error) {
 	if len(f) != 3 {
 		return 0, bad
 	}
-	h, err1 := strconv.Atoi(f[0])
-	m, err2 := strconv.Atoi(f[1])
-	sec, err3 := strconv.ParseFloat(f[2], 64)
-	if err1 != nil || err2 != nil || err3 != nil || h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 || sec >= 60 {
+	whole, frac, hasFrac := strings.Cut(f[2], ".")
+	h, okH := decimal(f[0], 2)
+	m, okM := decimal(f[1], 2)
+	sec, okS := decimal(whole, 2)
+	var ns int64
+	okF := true
+	if hasFrac {
+		ns, okF = decimal((frac + "000000000")[:9], 9)
+		okF = okF && len(frac) >= 1 && len(frac) <= 7
+	}
+	if !okH || !okM || !okS || !okF || h > 23 || m > 59 || sec > 59 {
 		return 0, bad
 	}
 	d := time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute +
-		time.Duration(sec*float64(time.Second))
+		time.Duration(sec)*time.Second + time.Duration(ns)
 	if neg {
 		d = -d
 	}
 	return d, nil
+}
+
+// decimal parses 1 to most ASCII digits.
+func decimal(s string, most int) (int64, bool) {
+	if len(s) == 0 || len(s) > most {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(s[i]-'0')
+	}
+	return n, true
 }
 
 // LoadApp loads the handler's configuration the way it starts in a function app: host.json's functionTimeout
