@@ -145,6 +145,8 @@ func TestCheckRefuses(t *testing.T) {
 		want    string
 	}{
 		{"no execute bit", map[string]fs.FileMode{"host.json": 0o644, "ProcessQueue/function.json": 0o644, "handler": 0o644}, 3, self, "not executable"},
+		// The platform may run the handler as another user than the files' owner (a read-only package mount).
+		{"execute bit for the owner only", map[string]fs.FileMode{"host.json": 0o644, "ProcessQueue/function.json": 0o644, "handler": 0o744}, 3, self, "not executable"},
 		{"made on a host without Unix modes", layout, 0, self, "no Unix permissions"},
 		{"folder zipped, not its contents", map[string]fs.FileMode{"app/host.json": 0o644, "app/handler": 0o755}, 3, self, "no host.json at its root"},
 		{"no function", map[string]fs.FileMode{"host.json": 0o644, "handler": 0o755}, 3, self, "no <Function>/function.json"},
