@@ -205,6 +205,7 @@ func (e *env) seed(ctx context.Context, t testing.TB, n int, notBefore func(i in
 				CorrelationID:         ptr("corr-" + fmt.Sprint(i)),
 				Subject:               ptr("subject"),
 				ApplicationProperties: map[string]any{"index": int64(i), "tenant": "contoso"},
+				TimeToLive:            ptr(14 * 24 * time.Hour), // so that the ledger knows when it expires
 			}, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -111,10 +111,21 @@ func (l *Ledger) pendingRow(msg *azservicebus.ReceivedMessage, notBefore time.Ti
 		DeliveryCount:  int64(msg.DeliveryCount),
 		ResubmitCount:  ResubmitCount(msg.ApplicationProperties),
 	}
-	if msg.ExpiresAt != nil {
-		r.ExpiresAt = *msg.ExpiresAt
-	}
+	r.ExpiresAt = expiresAt(msg)
 	return r
+}
+
+// expiresAt is when m expires, or zero when that is unknown. The SDK computes ExpiresAt as EnqueuedTime +
+// TimeToLive, and TimeToLive is the AMQP header's ttl, which is 0 for a message sent without one: Service Bus
+// does not write the entity's default TTL into the header (a message sent without a TTL comes back without one,
+// see internal/conformance's NoTimeToLiveWrittenIntoHeader; .NET shows such a message's TimeToLive and ExpiresAt
+// as MaxValue, azure-sdk-for-net#21127). Its ExpiresAt would then be its enqueued time, and every such row
+// would be flagged as expiring. No TTL means the entity's default, which the handler does not read.
+func expiresAt(m *azservicebus.ReceivedMessage) time.Time {
+	if m.ExpiresAt == nil || m.TimeToLive == nil || *m.TimeToLive <= 0 {
+		return time.Time{}
+	}
+	return *m.ExpiresAt
 }
 
 // ResubmitCount reads the lineage count (PropResubmitCount) a resubmitted copy carries, as the SDK decodes

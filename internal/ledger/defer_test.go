@@ -78,6 +78,21 @@ func TestDeferIndexesBeforeDeferring(t *testing.T) {
 	}
 }
 
+// A message sent without a TTL (the entity's default applies) has an unknown expiry in its row, not its
+// enqueued time: the SDK's ExpiresAt for it is EnqueuedTime + 0. Mutation: copying msg.ExpiresAt as it is
+// flags every such row as expiring and makes this fail.
+func TestDeferWithoutMessageTTLLeavesExpiryUnknown(t *testing.T) {
+	ctx, clock := testCtx(t), newTestClock()
+	l := newTestLedger(t, newTable(t), "orders", clock)
+	if err := l.Defer(ctx, &recordingSettler{}, noTTLMessage(8, azservicebus.MessageStateActive, clock.Now().Add(-time.Minute)), time.Time{}, "later"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Get(ctx, 8)
+	if err != nil || !got.ExpiresAt.IsZero() || got.ExpiringSoon {
+		t.Fatalf("row = %+v, %v; want no expiry and not expiring soon", got, err)
+	}
+}
+
 func TestDeferSameMessageTwiceIsIdempotent(t *testing.T) {
 	ctx, clock := testCtx(t), newTestClock()
 	l := newTestLedger(t, newTable(t), "orders", clock)

@@ -143,8 +143,19 @@ func fakeMessage(seq int64, state azservicebus.MessageState, expires time.Time) 
 		State:          state,
 		DeliveryCount:  1,
 	}
-	if !expires.IsZero() {
-		m.ExpiresAt = &expires
+	if !expires.IsZero() { // as the SDK computes it: EnqueuedTime + the header's TTL
+		ttl := time.Hour
+		enqueued := expires.Add(-ttl)
+		m.EnqueuedTime, m.TimeToLive, m.ExpiresAt = &enqueued, &ttl, &expires
 	}
+	return m
+}
+
+// noTTLMessage is a message sent without a TTL as the SDK hands it over: the header has none, so TimeToLive is
+// 0 and ExpiresAt equals EnqueuedTime.
+func noTTLMessage(seq int64, state azservicebus.MessageState, enqueued time.Time) *azservicebus.ReceivedMessage {
+	m := fakeMessage(seq, state, time.Time{})
+	var ttl time.Duration
+	m.EnqueuedTime, m.TimeToLive, m.ExpiresAt = &enqueued, &ttl, &enqueued
 	return m
 }
