@@ -201,7 +201,7 @@ func newLedger(cfg *config.Config, logger *slog.Logger) (*ledger.Ledger, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", config.SettingStorage, err)
 	}
-	return ledger.New(client, &ledger.Options{Entity: cfg.Entity.String(), Logger: logger})
+	return ledger.New(client, &ledger.Options{Entity: cfg.Entity.String(), Logger: logger, DefaultTTL: cfg.MessageTTL})
 }
 
 // serve serves on ln until ctx is cancelled, then shuts down: request contexts are cancelled so a run in

@@ -334,6 +334,7 @@ module functionApp 'modules/functionapp.bicep' = if (!isJob) {
     deferralTableName: storage.outputs.deferralTableName
     functionTimeoutMinutes: functionTimeoutMinutes
     lockDurationSeconds: lockDurationSeconds
+    messageTimeToLiveHours: messageTimeToLiveHours
     batchSize: batchSize
     concurrency: concurrency
     processor: processor
@@ -374,6 +375,7 @@ module job 'modules/containerappsjob.bicep' = if (isJob) {
     messagesPerExecution: jobMessagesPerExecution
     cpuCores: jobCpuCores
     lockDurationSeconds: lockDurationSeconds
+    messageTimeToLiveHours: messageTimeToLiveHours
     batchSize: batchSize
     concurrency: concurrency
     processor: processor

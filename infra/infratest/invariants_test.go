@@ -466,6 +466,7 @@ func TestFunctionTimeout(t *testing.T) {
 		config.SettingRunBudget:                  "runBudget",
 		config.SettingMaxLockRenewal:             "runBudget",
 		config.SettingLockDuration:               "'${lockDurationSeconds}s'",
+		config.SettingMessageTTL:                 "'${messageTimeToLiveHours}h'",
 	} {
 		if got := mustProp(t, "commonSettings", settings, key).Text; got != want {
 			t.Errorf("%s = %s, want %s", key, got, want)
@@ -499,7 +500,7 @@ func TestAppSettings(t *testing.T) {
 		config.SettingEntity, config.SettingTable, config.SettingBatchSize, config.SettingConcurrency,
 		config.SettingRunBudget, config.SettingMaxLockRenewal, config.SettingProcessor, config.SettingWebhookURL,
 		config.SettingWebhookTimeout, config.SettingWebhookHeaders, config.SettingWebhookAudience,
-		config.SettingLockDuration, "ProcessQueueSchedule",
+		config.SettingLockDuration, config.SettingMessageTTL, "ProcessQueueSchedule",
 		"AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
 		"AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId", config.SettingFunctionTimeout, config.SettingLockDuration,
 		"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "AZURE_CLIENT_ID",

@@ -198,6 +198,7 @@ func TestJobBudgetVars(t *testing.T) {
 		config.SettingMaxLockRenewal:     "runBudget",
 		config.SettingProcessTimeout:     "'${replicaTimeoutSeconds}s'",
 		config.SettingLockDuration:       "'${lockDurationSeconds}s'",
+		config.SettingMessageTTL:         "'${messageTimeToLiveHours}h'",
 		config.SettingServiceBusCred:     "managedIdentity",
 		config.SettingStorageCred:        "managedIdentity",
 		config.SettingServiceBusClientID: "identityClientId",

@@ -87,6 +87,11 @@ param functionTimeoutMinutes int
 @maxValue(300)
 param lockDurationSeconds int
 
+@description('HOLDFAST_MESSAGE_TTL: the entity\'s default message time-to-live in hours; the ledger records when a deferred message expires from it.')
+@minValue(1)
+@maxValue(8760)
+param messageTimeToLiveHours int
+
 @description('HOLDFAST_BATCH_SIZE: messages requested per receive call.')
 @minValue(1)
 @maxValue(5000)
@@ -185,6 +190,7 @@ var commonSettings = {
   HOLDFAST_RUN_BUDGET: runBudget
   HOLDFAST_MAX_LOCK_RENEWAL: runBudget
   HOLDFAST_LOCK_DURATION: '${lockDurationSeconds}s'
+  HOLDFAST_MESSAGE_TTL: '${messageTimeToLiveHours}h'
   HOLDFAST_PROCESSOR: processor
   HOLDFAST_WEBHOOK_URL: webhookUrl
   HOLDFAST_WEBHOOK_TIMEOUT: webhookTimeout

@@ -33,6 +33,7 @@ const (
 	SettingRunBudget           = "HOLDFAST_RUN_BUDGET"
 	SettingMaxLockRenewal      = "HOLDFAST_MAX_LOCK_RENEWAL"
 	SettingLockDuration        = "HOLDFAST_LOCK_DURATION"
+	SettingMessageTTL          = "HOLDFAST_MESSAGE_TTL"
 	SettingProcessor           = "HOLDFAST_PROCESSOR"
 	// SettingProcessTimeout is, in standalone mode (run-once, worker, serve), how long the platform lets the
 	// process live — a Container Apps job's replicaTimeout; it takes the place of functionTimeout.
@@ -139,6 +140,11 @@ type Config struct {
 	// clients' retry options derive from it (lockrenew.RetryOptions; 0 sizes them for DefaultLockDuration),
 	// and when set the renewer judges lock expiry with it (lockrenew.Options.LockDuration).
 	LockDuration time.Duration
+
+	// MessageTTL is the entity's default message time-to-live (HOLDFAST_MESSAGE_TTL), 0 when unset. The ledger
+	// needs it for ExpiresAt: a message sent without a TTL carries none, so the SDK reports ExpiresAt equal to
+	// its enqueued time, while the service expires it after the entity's default (ledger.Options.DefaultTTL).
+	MessageTTL time.Duration
 }
 
 // SettingError is one invalid setting. It wraps ErrInvalid.
@@ -234,6 +240,7 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 		errs = append(errs, c.loadWebhook(get))
 	}
 	errs = append(errs, parseDuration(get, SettingLockDuration, &c.LockDuration))
+	errs = append(errs, parseDuration(get, SettingMessageTTL, &c.MessageTTL))
 	// A setting that failed to parse keeps its default, so Validate does not report it again; an invalid
 	// entity is reported by both, so duplicates are dropped.
 	errs = append(errs, c.Validate())
@@ -317,6 +324,10 @@ func (c *Config) Validate() error {
 	if c.LockDuration != 0 && (c.LockDuration < MinLockDuration || c.LockDuration > MaxLockDuration) { // 0: unset
 		add(&SettingError{Setting: SettingLockDuration, Problem: fmt.Sprintf("%v is out of range", c.LockDuration),
 			Fix: fmt.Sprintf("use the entity's lock duration, %v to %v (Azure allows 5s to 5m)", MinLockDuration, MaxLockDuration)})
+	}
+	if c.MessageTTL < 0 {
+		add(&SettingError{Setting: SettingMessageTTL, Problem: fmt.Sprintf("%v is negative", c.MessageTTL),
+			Fix: "use the entity's default message time-to-live, or leave it unset"})
 	}
 	add(c.validateProcessor())
 	return errors.Join(errs...)

@@ -76,6 +76,7 @@ func TestLoadValid(t *testing.T) {
 		{"max renewal", map[string]string{SettingMaxLockRenewal: "10m"}, func(c *Config) bool { return c.MaxLockRenewal == 10*time.Minute }},
 		{"processor case", map[string]string{SettingProcessor: "Demo"}, func(c *Config) bool { return c.Processor == "demo" }},
 		{"lock duration", map[string]string{SettingLockDuration: "5s"}, func(c *Config) bool { return c.LockDuration == 5*time.Second }},
+		{"message ttl", map[string]string{SettingMessageTTL: "336h"}, func(c *Config) bool { return c.MessageTTL == 336*time.Hour }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,6 +135,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"lock duration bad", map[string]string{SettingLockDuration: "60"}, SettingLockDuration, "Go duration"},
 		{"lock duration too long", map[string]string{SettingLockDuration: "6m"}, SettingLockDuration, "out of range"},
 		{"lock duration too short", map[string]string{SettingLockDuration: "500ms"}, SettingLockDuration, "out of range"},
+		{"message ttl bad", map[string]string{SettingMessageTTL: "14d"}, SettingMessageTTL, "Go duration"},
+		{"message ttl negative", map[string]string{SettingMessageTTL: "-1h"}, SettingMessageTTL, "negative"},
 		{"processor unknown", map[string]string{SettingProcessor: "lambda"}, SettingProcessor, "unknown processor"},
 		{"webhook without URL", map[string]string{SettingProcessor: "webhook"}, SettingWebhookURL, "not set"},
 		{"webhook relative URL", wh(SettingWebhookURL, "/work"), SettingWebhookURL, "relative"},

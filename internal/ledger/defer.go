@@ -111,21 +111,36 @@ func (l *Ledger) pendingRow(msg *azservicebus.ReceivedMessage, notBefore time.Ti
 		DeliveryCount:  int64(msg.DeliveryCount),
 		ResubmitCount:  ResubmitCount(msg.ApplicationProperties),
 	}
-	r.ExpiresAt = expiresAt(msg)
+	r.ExpiresAt = l.expiresAt(msg)
 	return r
 }
 
-// expiresAt is when m expires, or zero when that is unknown. The SDK computes ExpiresAt as EnqueuedTime +
-// TimeToLive, and TimeToLive is the AMQP header's ttl, which is 0 for a message sent without one: Service Bus
-// does not write the entity's default TTL into the header (a message sent without a TTL comes back without one,
-// see internal/conformance's NoTimeToLiveWrittenIntoHeader; .NET shows such a message's TimeToLive and ExpiresAt
-// as MaxValue, azure-sdk-for-net#21127). Its ExpiresAt would then be its enqueued time, and every such row
-// would be flagged as expiring. No TTL means the entity's default, which the handler does not read.
-func expiresAt(m *azservicebus.ReceivedMessage) time.Time {
-	if m.ExpiresAt == nil || m.TimeToLive == nil || *m.TimeToLive <= 0 {
+// maxTTL is the longest time-to-live turned into an ExpiresAt: an entity's "never" (TimeSpan.MaxValue,
+// about 29,000 years) would overflow time.Time arithmetic, and nothing expires past it in practice.
+const maxTTL = 100 * 365 * 24 * time.Hour
+
+// expiresAt is when msg expires (and is dead-lettered or dropped when next received): its enqueued time
+// plus its own TTL, capped at the entity's default, or plus the entity's default when it has none. The SDK's
+// ExpiresAt is not used: it is EnqueuedTime + the AMQP header's ttl, which is 0 for a message sent without one
+// (Service Bus does not write the entity's default there: internal/conformance's
+// NoTimeToLiveWrittenIntoHeader; .NET shows such a message's TimeToLive and ExpiresAt as MaxValue,
+// azure-sdk-for-net#21127), so it would be the enqueued time itself. Zero means unknown (no enqueued time, or
+// no TTL and no DefaultTTL) or never.
+func (l *Ledger) expiresAt(msg *azservicebus.ReceivedMessage) time.Time {
+	if msg.EnqueuedTime == nil {
 		return time.Time{}
 	}
-	return *m.ExpiresAt
+	var ttl time.Duration
+	if msg.TimeToLive != nil {
+		ttl = *msg.TimeToLive
+	}
+	if ttl <= 0 || (l.defaultTTL > 0 && ttl > l.defaultTTL) {
+		ttl = l.defaultTTL
+	}
+	if ttl <= 0 || ttl > maxTTL {
+		return time.Time{}
+	}
+	return msg.EnqueuedTime.Add(ttl)
 }
 
 // ResubmitCount reads the lineage count (PropResubmitCount) a resubmitted copy carries, as the SDK decodes

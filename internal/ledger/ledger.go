@@ -49,6 +49,11 @@ type Options struct {
 	ExpiryWarning time.Duration
 	// Now is the clock; nil means time.Now. Tests inject one to age rows without sleeping.
 	Now func() time.Time
+	// DefaultTTL is the entity's default message time-to-live; zero means unknown. A message sent without a TTL
+	// carries none in its header, and the SDK then reports ExpiresAt equal to its enqueued time; the service
+	// expires it after the entity's default instead, and caps a longer message TTL at it (azservicebus
+	// Message.TimeToLive). Rows record ExpiresAt from it; unknown, such a row has no ExpiresAt.
+	DefaultTTL time.Duration
 }
 
 // Ledger is the deferral ledger of one entity. It is immutable after New and safe for concurrent use.
@@ -59,6 +64,7 @@ type Ledger struct {
 	log           *slog.Logger
 	expiryWarning time.Duration
 	now           func() time.Time
+	defaultTTL    time.Duration
 
 	// crash, when set (tests only), is called at each crashPoint of Defer; a non-nil result makes Defer stop
 	// right there and return it, as if the process had died at that point.
@@ -85,6 +91,7 @@ func New(client *aztables.Client, opts *Options) (*Ledger, error) {
 		log:           opts.Logger,
 		expiryWarning: opts.ExpiryWarning,
 		now:           opts.Now,
+		defaultTTL:    opts.DefaultTTL,
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)

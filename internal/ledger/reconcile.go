@@ -288,7 +288,7 @@ func (l *Ledger) recoveredRow(m *azservicebus.ReceivedMessage, now time.Time) Ro
 		DeliveryCount:  int64(m.DeliveryCount),
 		ResubmitCount:  ResubmitCount(m.ApplicationProperties),
 	}
-	r.ExpiresAt = expiresAt(m)
+	r.ExpiresAt = l.expiresAt(m)
 	if s, ok := m.ApplicationProperties[PropNotBefore].(string); ok {
 		if t, err := time.Parse(time.RFC3339, s); err == nil {
 			r.NotBefore = t
