@@ -17,8 +17,9 @@
 // (messageSettler_test.go) abandons a received deferred message and peeks it back with its delivery count + 1,
 // and azure-sdk-for-go PR #17682 states "AbandonMessage() updates the delivery count. The message remains
 // deferred however." So the message is not redelivered by a normal receive, and only its ledger row brings it
-// back. Once the delivery count passes MaxDeliveryCount, Service Bus dead-letters it; the next take finds it
-// gone and deletes the row.
+// back. Once the delivery count passes MaxDeliveryCount, Service Bus dead-letters it (deferral does not stop
+// that: Azure/azure-service-bus#375, where a defer on a queue with MaxDeliveryCount 1 dead-letters the message
+// with MaxDeliveryCountExceeded, by design); the next take finds it gone and deletes the row.
 package due
 
 import (
