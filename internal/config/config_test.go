@@ -143,6 +143,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"webhook host-less URL", wh(SettingWebhookURL, "work.example.com/x"), SettingWebhookURL, "relative"},
 		{"webhook scheme", wh(SettingWebhookURL, "ftp://work.example.com/x"), SettingWebhookURL, `scheme "ftp"`},
 		{"webhook user info", wh(SettingWebhookURL, "https://u:p@work.example.com/x"), SettingWebhookURL, "user information"},
+		{"webhook URL not parsed", wh(SettingWebhookURL, "https://work.example.com:https/x?code=s3cret"), SettingWebhookURL, "not a URL"},
 		{"webhook timeout over budget", wh(SettingWebhookTimeout, "5m"), SettingWebhookTimeout, "longer than the run budget"},
 		{"webhook timeout not duration", wh(SettingWebhookTimeout, "30"), SettingWebhookTimeout, "Go duration"},
 		{"webhook timeout zero", wh(SettingWebhookTimeout, "0s"), SettingWebhookTimeout, "not positive"},
@@ -172,6 +173,9 @@ func TestLoadInvalid(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.setting) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not mention %q and %q", err, tt.setting, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") { // the webhook URL may carry a key: never echoed
+				t.Errorf("error %q shows the URL's key", err)
 			}
 		})
 	}

@@ -124,6 +124,11 @@ func (c *Config) validateWebhook() error {
 	case w.URL == "":
 		errs = append(errs, &SettingError{Setting: SettingWebhookURL, Problem: "not set", Fix: "set the absolute http(s) URL the webhook processor POSTs each message to"})
 	case err != nil:
+		// url.Parse's error quotes the whole URL, which may carry a key: name the problem only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		errs = append(errs, &SettingError{Setting: SettingWebhookURL, Problem: fmt.Sprintf("not a URL: %v", err), Fix: "use e.g. https://work.example.com/messages"})
 	case !u.IsAbs() || u.Host == "":
 		errs = append(errs, &SettingError{Setting: SettingWebhookURL, Problem: "a relative URL", Fix: "use an absolute http(s) URL, e.g. https://work.example.com/messages"})

@@ -86,6 +86,7 @@ type WebhookOptions struct {
 // metadata as headers and maps the response to an outcome (see Process). Safe for concurrent use.
 type Webhook struct {
 	url      string
+	shown    string // url without its query and user information, for errors and logs
 	timeout  time.Duration
 	headers  http.Header
 	cred     azcore.TokenCredential
@@ -104,7 +105,7 @@ func NewWebhook(opts *WebhookOptions) (*Webhook, error) {
 	}
 	u, err := url.Parse(opts.URL)
 	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("processors: webhook URL %q is not an absolute http(s) URL", opts.URL)
+		return nil, errors.New("processors: the webhook URL is not an absolute http(s) URL") // it may carry a key
 	}
 	if opts.Timeout <= 0 {
 		return nil, errors.New("processors: webhook timeout must be positive")
@@ -112,7 +113,7 @@ func NewWebhook(opts *WebhookOptions) (*Webhook, error) {
 	if (opts.Credential == nil) != (opts.Scope == "") {
 		return nil, errors.New("processors: webhook credential and scope go together")
 	}
-	w := &Webhook{url: opts.URL, timeout: opts.Timeout, headers: opts.Headers.Clone(), cred: opts.Credential, scope: opts.Scope,
+	w := &Webhook{url: opts.URL, shown: redactedURL(u), timeout: opts.Timeout, headers: opts.Headers.Clone(), cred: opts.Credential, scope: opts.Scope,
 		client: opts.Client, now: opts.Now, base: opts.RetryBase, maxRetry: opts.RetryMax, maxDefer: opts.MaxDefer}
 	if w.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -153,6 +154,12 @@ func (w *Webhook) Process(ctx context.Context, msg *azservicebus.ReceivedMessage
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
+		// The client's error quotes the URL, whose query may hold a key (an Azure Functions ?code=, a SAS): the
+		// outcome's error is logged, so it names the endpoint without it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = w.shown
+		}
 		return w.failed(ctx, rctx, msg, err)
 	}
 	defer resp.Body.Close()
@@ -217,6 +224,17 @@ func (w *Webhook) failed(ctx, rctx context.Context, msg *azservicebus.ReceivedMe
 	default: // the connection dropped, or another transient failure after connecting
 		return processor.Abandon(fmt.Errorf("webhook: %w", err))
 	}
+}
+
+// redactedURL is u without its user information and query: what errors and logs may show of the endpoint.
+func redactedURL(u *url.URL) string {
+	v := *u
+	v.User = nil
+	if v.RawQuery != "" || v.ForceQuery {
+		v.RawQuery, v.ForceQuery = "…", false
+	}
+	v.Fragment, v.RawFragment = "", ""
+	return v.String()
 }
 
 // unreachable reports a failure to reach the endpoint at all: DNS, connecting (refused, no route), TLS.
