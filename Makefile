@@ -31,10 +31,11 @@ test-js:
 	$(GO) test -count=1 -v -timeout 10m -run '^TestJavaScriptSDKConformance$$' ./jstest/
 
 # test-examples: vet and test each example module on its own (examples/custom-processor: holdfast.Main with
-# its own processor, tested through holdfasttest). The e2e package also builds it and runs it under the dev host.
+# its own processor, tested through holdfasttest), and build its deployment zip, which the packager checks
+# (executable linux/amd64 handler). The e2e package also builds it and runs it under the dev host.
 EXAMPLES := examples/custom-processor
 test-examples: npm-deps
-	@set -e; for d in $(EXAMPLES); do $(MAKE) -C $$d test GO=$(GO); done
+	@set -e; for d in $(EXAMPLES); do $(MAKE) -C $$d test package GO=$(GO); done
 
 # example-package: the deployable zip of the custom-processor example (examples/custom-processor/bin/).
 example-package:

@@ -5,6 +5,10 @@
 //
 //	go run ./cmd/hfpackage                          # bin/package + bin/holdfast.zip
 //	go run ./cmd/hfpackage -check bin/holdfast.zip  # exit 1 and say why when the zip would not run
+//
+// A module of your own that calls holdfast.Main packages its handler the same way, from its root:
+//
+//	go run github.com/holdfast-dev/holdfast/cmd/hfpackage -main . -zip bin/app.zip
 package main
 
 import (
@@ -30,6 +34,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o funcpkg.Options
 	fs.StringVar(&o.Root, "root", ".", "repository root (host.json, functions/, the handler package)")
+	fs.StringVar(&o.MainPackage, "main", "./handler", "the handler's main package, relative to -root (\".\" for a module whose main is at its root)")
 	fs.StringVar(&o.Stage, "stage", "bin/package", "folder the package is staged in (emptied first)")
 	fs.StringVar(&o.Zip, "zip", "bin/holdfast.zip", "zip to write")
 	check := fs.String("check", "", "only check this zip and exit")
