@@ -300,6 +300,9 @@ func parseFunctionTimeout(s string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	if d < 0 { // any negative TimeSpan is unbounded, as for the handler (config.UnboundedFunctionTimeout)
+		return 0, nil
+	}
 	if d < time.Second {
 		return 0, fmt.Errorf("%q is below the minimum of 00:00:01", s)
 	}

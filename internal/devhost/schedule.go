@@ -2,11 +2,12 @@ package devhost
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/holdfast-dev/holdfast/internal/config"
 )
 
 // schedule yields the next occurrence strictly after t. Implementations are immutable and safe for
@@ -55,33 +56,9 @@ type interval time.Duration
 
 func (d interval) Next(t time.Time) time.Time { return t.Add(time.Duration(d)) }
 
-// parseTimeSpan parses the .NET TimeSpan forms "hh:mm:ss", "hh:mm:ss.fff" and "d.hh:mm:ss".
-func parseTimeSpan(s string) (time.Duration, error) {
-	orig := s
-	bad := func() (time.Duration, error) {
-		return 0, fmt.Errorf("%q is not a TimeSpan (want hh:mm:ss or d.hh:mm:ss)", orig)
-	}
-	var days int
-	parts := strings.Split(s, ":")
-	if len(parts) != 3 {
-		return bad()
-	}
-	if d, h, ok := strings.Cut(parts[0], "."); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
-			return bad()
-		}
-		days, parts[0] = n, h
-	}
-	h, err1 := strconv.Atoi(parts[0])
-	m, err2 := strconv.Atoi(parts[1])
-	sec, err3 := strconv.ParseFloat(parts[2], 64)
-	if err1 != nil || err2 != nil || err3 != nil || h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 || sec >= 60 {
-		return bad()
-	}
-	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute +
-		time.Duration(sec*float64(time.Second)), nil
-}
+// parseTimeSpan parses a .NET TimeSpan ("hh:mm:ss", "hh:mm:ss.fff", "d.hh:mm:ss") as the handler's settings
+// do (config.ParseTimeSpan), so the dev host and the handler never read one value two ways.
+func parseTimeSpan(s string) (time.Duration, error) { return config.ParseTimeSpan(s) }
 
 // firesMoreThanOncePerMinute reports whether two consecutive occurrences after now are less than
 // a minute apart; the host then turns the schedule monitor off (ScheduleStatus is null).

@@ -71,8 +71,10 @@ func TestParseSchedule(t *testing.T) {
 		{spec: "0 0 * * * * *", wantErr: "6 fields"},
 		{spec: "@hourly", wantErr: "not an NCRONTAB"},
 		{spec: "61 * * * * *", wantErr: "above maximum"},
-		{spec: "25:00:00", wantErr: "not a TimeSpan"},
+		{spec: "25:00:00", wantErr: "time span"},
+		{spec: "00:00:NaN", wantErr: "time span"}, // read as the handler reads it (config.ParseTimeSpan)
 		{spec: "00:00:00", wantErr: "positive"},
+		{spec: "-00:00:30", wantErr: "positive"},
 	}
 	for _, tc := range tests {
 		s, err := parseSchedule(tc.spec)
