@@ -128,6 +128,7 @@ func New(opts *Options) (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Use(refuseCrossSite)
 	e.GET("/", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	if s.runner != nil {
 		e.POST(ProcessQueuePath, s.processQueue)
@@ -155,6 +156,31 @@ func New(opts *Options) (*echo.Echo, error) {
 		e.Any(UIAssetPath, opts.UI)
 	}
 	return e, nil
+}
+
+// refuseCrossSite refuses a state-changing request a browser sends on behalf of another site. The drain routes
+// take a JSON body without checking its content type (curl -d sends a form type), so a page on any site could
+// otherwise make a visitor's browser POST {"all":true} to /api/deadletter/delete as a "simple" request, which
+// needs no CORS preflight: against `handler serve` on the operator's machine (no key, the operator's identity)
+// or a local make start. Browsers mark every request with Sec-Fetch-Site (W3C Fetch Metadata Request Headers);
+// the operator page's own calls are same-origin, and clients that are not browsers (curl, the Functions host,
+// SDKs) send none. Safe methods pass: CORS keeps another site from reading the answers.
+func refuseCrossSite(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return next(c)
+		}
+		switch site := req.Header.Get("Sec-Fetch-Site"); site {
+		case "", "same-origin", "none":
+			return next(c)
+		default:
+			return &StatusError{Status: http.StatusForbidden, Msg: fmt.Sprintf(
+				"%s %s from a page of another site (Sec-Fetch-Site: %.20s) is refused: use the operator page, or call the API directly",
+				req.Method, req.URL.Path, site)}
+		}
+	}
 }
 
 func notImplemented(echo.Context) error { return ErrNotImplemented }
