@@ -96,6 +96,9 @@ func (r *run) dueLoop() {
 		cancel()
 		if len(msgs) > want { // a source that breaks its contract must not take more workers than are free
 			for _, m := range msgs[want:] {
+				// Received (locked) all the same: counted, so that the summary's counts add up.
+				r.received.Add(1)
+				r.due.Add(1)
 				log := r.msgLog(m.Message)
 				log.Error("the due source returned more messages than asked; abandoning the extra one")
 				sctx, scancel := r.settleContext()

@@ -191,6 +191,7 @@ type fakeDue struct {
 	f      *fakeReceiver // locks the messages it hands out for f.lockDuration
 	err    error         // returned with the first take
 	events func(string)
+	extra  int // a source breaking its contract: each take returns up to this many messages more than asked
 
 	mu      sync.Mutex
 	ready   []*azservicebus.ReceivedMessage // guarded by mu
@@ -217,7 +218,7 @@ func (d *fakeDue) TakeDue(_ context.Context, _ DueReceiver, max int, claimUntil 
 	defer d.mu.Unlock()
 	d.asked = append(d.asked, max)
 	d.claims = append(d.claims, claimUntil)
-	k := min(max, len(d.ready))
+	k := min(max+d.extra, len(d.ready))
 	until := time.Now().Add(d.f.lockDuration)
 	var out []DueMessage
 	for _, m := range d.ready[:k] {

@@ -598,6 +598,26 @@ func TestDueMessagesComeFirstAndReportTheirSettlement(t *testing.T) {
 	}
 }
 
+// A source that returns more due messages than the run asked for (free workers) does not get extra workers:
+// the extra message is abandoned at once, its source learns it, and the summary counts it as received (and
+// due) and abandoned, so the counts still add up. Mutation: not counting it as received makes this fail.
+func TestDueSourceReturningTooManyIsAbandoned(t *testing.T) {
+	f := newFake(time.Minute)
+	d := newFakeDue(f, "complete", "complete", "complete")
+	d.extra = 1
+	s, err := Run(context.Background(), f, &scripted{}, fast(&Options{Concurrency: 2, Due: d}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.DurationMs = 0
+	if want := (Summary{Received: 3, Completed: 2, Abandoned: 1, Due: 3}); s != want {
+		t.Fatalf("summary %+v, want %+v", s, want)
+	}
+	if got := d.settledCopy(); got["d2"] != SettledAbandon || got["d0"] != SettledComplete || got["d1"] != SettledComplete {
+		t.Fatalf("settlements reported %v", got)
+	}
+}
+
 // A failing source is logged and the run goes on with new messages.
 func TestDueSourceFailureDoesNotFailTheRun(t *testing.T) {
 	f := newFake(time.Minute, "complete")
