@@ -91,6 +91,22 @@ func (st *stack) runOn(t *testing.T, rcv process.Receiver, p processor.Processor
 	return s
 }
 
+// send sends one message per body to "q", with the body as its message ID.
+func (st *stack) send(t *testing.T, bodies ...string) {
+	t.Helper()
+	sender, err := st.client.NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close(context.Background())
+	for _, body := range bodies {
+		id := body
+		if err := sender.SendMessage(context.Background(), &azservicebus.Message{MessageID: &id, Body: []byte(body)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // rows returns the ledger rows by message ID.
 func (st *stack) rows(t *testing.T) map[string]ledger.Row {
 	t.Helper()
@@ -140,17 +156,7 @@ func (b *byBody) Process(ctx context.Context, m *azservicebus.ReceivedMessage) p
 func TestDueMessagesComeBackAndTheLedgerFollows(t *testing.T) {
 	ctx := context.Background()
 	st := startStack(t)
-	sender, err := st.client.NewSender("q", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close(ctx)
-	for _, body := range []string{"complete", "abandon", "defer-again", "deadletter", "gone"} {
-		id := body
-		if err := sender.SendMessage(ctx, &azservicebus.Message{MessageID: &id, Body: []byte(body)}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st.send(t, "complete", "abandon", "defer-again", "deadletter", "gone")
 	p := &byBody{}
 
 	// Run 1 defers all five, due at once.
@@ -238,16 +244,7 @@ func (l losesLock) RenewMessageLock(ctx context.Context, m *azservicebus.Receive
 func TestDueRowsOfUnsettledMessagesStay(t *testing.T) {
 	ctx := context.Background()
 	st := startStack(t)
-	sender, err := st.client.NewSender("q", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close(ctx)
-	for _, id := range []string{"lost", "held"} {
-		if err := sender.SendMessage(ctx, &azservicebus.Message{MessageID: &id, Body: []byte(id)}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st.send(t, "lost", "held")
 	p := &byBody{}
 	if s := st.run(t, p); s.Deferred != 2 {
 		t.Fatalf("run 1: %+v", s)
