@@ -25,6 +25,9 @@ import (
 // by it — and its goroutine ends; it is the only goroutine a run leaves behind. A panic in Process is
 // recovered and abandons the message.
 //
+// The run keeps renewing msg's lock while Process runs, and renewal updates msg.LockedUntil: reading that
+// field from Process is a data race. lockrenew.LockedUntil(ctx) gives the current lock expiry safely.
+//
 // Process must not settle msg itself; the run settles it according to the returned Outcome. Retrying is the
 // run's business: a transient failure is reported with Abandon, and Service Bus redelivers the message until
 // its MaxDeliveryCount.

@@ -728,3 +728,24 @@ func TestCancelledMessagesAbandonedAfterReceiveDone(t *testing.T) {
 		}
 	})
 }
+
+// The processor's context carries the hold, so lockrenew.LockedUntil(ctx) — what the processor contract points
+// to instead of reading msg.LockedUntil — answers inside Process. Mutation: handing the processor a context
+// that does not derive from the renewer's Hold makes this fail.
+func TestProcessorReadsTheLockExpiryFromItsContext(t *testing.T) {
+	f := newFake(time.Minute, "complete")
+	var ok atomic.Bool
+	var until atomic.Int64
+	p := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+		u, found := lockrenew.LockedUntil(ctx)
+		ok.Store(found)
+		until.Store(u.UnixNano())
+		return processor.Complete()
+	})
+	if s, err := Run(context.Background(), f, p, fast(&Options{})); err != nil || s.Completed != 1 {
+		t.Fatalf("summary %+v, %v", s, err)
+	}
+	if !ok.Load() || time.Unix(0, until.Load()).Before(time.Now()) {
+		t.Fatalf("lockrenew.LockedUntil in Process: ok %v, %v; want the message's future lock expiry", ok.Load(), time.Unix(0, until.Load()))
+	}
+}
