@@ -32,6 +32,16 @@
 //		}()
 //	}
 //
+// # Sessions
+//
+// On a session-enabled queue or subscription the session lock covers every message received through the
+// session receiver; the messages have no lock of their own ("message locks are not relevant for session
+// enabled queues", azure-sdk-for-net#21285). Hold the session with HoldSession instead of holding its
+// messages: the same policy, bound, maximum duration and clock rules apply, renewals are counted in
+// Stats.SessionRenewals, and a lost session lock cancels the session's context with ErrSessionLockLost
+// (which wraps ErrLockLost), after which none of its messages may be settled. Accept the session with a
+// client built with SessionRetryOptions (see HoldSession for why).
+//
 // # Policy
 //
 // The policy is the one of the .NET and Java Service Bus processors. With remaining = LockedUntil − now,

@@ -128,3 +128,102 @@ func TestEmulatorSettledMessageReportsLockLost(t *testing.T) {
 		t.Errorf("stats = %+v; want 1 lost lock after 1 failed renewal", st)
 	}
 }
+
+// emulatorSession starts an emulator with a session queue whose lock lasts emulatorLock, sends two messages
+// to session "s", accepts it with a client using retry, receives the first message and returns the emulator,
+// the session receiver and the message.
+func emulatorSession(t *testing.T, retry azservicebus.RetryOptions) (*emulator.Server, *azservicebus.SessionReceiver, *azservicebus.ReceivedMessage) {
+	t.Helper()
+	srv, err := emulator.Start(nil)
+	if err != nil {
+		t.Fatalf("emulator.Start: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	props := broker.DefaultQueueProperties()
+	props.LockDuration, props.RequiresSession = emulatorLock, true
+	if err := srv.Broker().CreateQueue("orders", props); err != nil {
+		t.Fatalf("CreateQueue: %v", err)
+	}
+	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), &azservicebus.ClientOptions{RetryOptions: retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sender, err := client.NewSender("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close(ctx)
+	sid := "s"
+	for _, b := range []string{"first", "second"} {
+		if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte(b), SessionID: &sid}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sr, err := client.AcceptNextSessionForQueue(ctx, "orders", nil)
+	if err != nil {
+		t.Fatalf("AcceptNextSessionForQueue: %v", err)
+	}
+	t.Cleanup(func() { _ = sr.Close(context.Background()) })
+	msgs, err := sr.ReceiveMessages(ctx, 1, nil)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("ReceiveMessages: %d, %v", len(msgs), err)
+	}
+	return srv, sr, msgs[0]
+}
+
+// A held session outlives its lock several times, and its message, covered by the session lock, is completed
+// at the end.
+func TestEmulatorSessionHoldOutlivesLock(t *testing.T) {
+	_, sr, msg := emulatorSession(t, lockrenew.SessionRetryOptions(emulatorLock))
+	renewer := lockrenew.New(nil, &lockrenew.Options{LockDuration: emulatorLock})
+	defer renewer.Close()
+	sessCtx, release := renewer.HoldSession(context.Background(), sr)
+	time.Sleep(3 * emulatorLock)
+	if err := sessCtx.Err(); err != nil {
+		t.Fatalf("session context done (cause %v); want its lock renewed", context.Cause(sessCtx))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sr.CompleteMessage(ctx, msg, nil); err != nil {
+		t.Errorf("CompleteMessage after %v: %v; want success under the renewed session lock", 3*emulatorLock, err)
+	}
+	release()
+	if st := renewer.Stats(); st.SessionRenewals < 3 || st.SessionLocksLost != 0 || st.Renewals != 0 {
+		t.Errorf("stats = %+v; want at least 3 session renewals, none lost", st)
+	}
+}
+
+// A session lock lost on the service ends the hold with ErrSessionLockLost at the next renewal — provided the
+// client does not retry by itself (SessionRetryOptions): with the SDK's retries the renewal accepts the
+// session again and the loss goes unnoticed, which is why SessionRetryOptions exists.
+func TestEmulatorSessionLockLoss(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		retry    azservicebus.RetryOptions
+		noticed  bool
+	}{
+		{name: "SessionRetryOptions", retry: lockrenew.SessionRetryOptions(emulatorLock), noticed: true},
+		{name: "SDK retries", retry: lockrenew.RetryOptions(emulatorLock), noticed: false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, sr, _ := emulatorSession(t, tt.retry)
+			renewer := lockrenew.New(nil, &lockrenew.Options{LockDuration: emulatorLock})
+			defer renewer.Close()
+			sessCtx, release := renewer.HoldSession(context.Background(), sr)
+			defer release()
+			if err := srv.Faults().ExpireSessionLock("orders", "s"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-sessCtx.Done():
+			case <-time.After(3 * emulatorLock):
+			}
+			if got := errors.Is(context.Cause(sessCtx), lockrenew.ErrSessionLockLost); got != tt.noticed {
+				t.Fatalf("session lock loss noticed = %v (cause %v); want %v", got, context.Cause(sessCtx), tt.noticed)
+			}
+		})
+	}
+}

@@ -16,14 +16,20 @@ import (
 // did not move LockedUntil forward; without it a misbehaving LockRenewer would make the hold spin.
 var errNotExtended = errors.New("lockrenew: renewal succeeded but did not extend LockedUntil")
 
-// hold renews the lock of one message. Hold creates it; its run goroutine, started when the first renewal
-// (or the end of the hold) is due, owns the renewal; release and Close stop it.
+// hold renews the lock of one message (Hold) or one session (HoldSession). Hold or HoldSession creates it; its
+// run goroutine, started when the first renewal (or the end of the hold) is due, owns the renewal; release
+// and Close stop it.
 type hold struct {
 	r *Renewer
 
-	// msg is read by run; msg.LockedUntil is written only by run (through RenewMessageLock) until done
-	// is closed.
+	// msg is the held message, nil for a session hold. It is read by run; msg.LockedUntil is written only by
+	// run (through RenewMessageLock) until done is closed.
 	msg *azservicebus.ReceivedMessage
+	// session is the held session, nil for a message hold. Only run calls its RenewSessionLock and
+	// LockedUntil until done is closed.
+	session SessionLockRenewer
+	// sessionID is session's ID, read once by HoldSession. Immutable.
+	sessionID string
 
 	// maxDeadline is when the maximum renewal duration ends (zero: no limit). Immutable.
 	maxDeadline time.Time
@@ -54,20 +60,25 @@ type hold struct {
 	expiry time.Time
 }
 
-func newHold(parent context.Context, r *Renewer, msg *azservicebus.ReceivedMessage, cancelMsg context.CancelCauseFunc) *hold {
+// newHold returns the hold of msg, or of session when msg is nil. lu is its current LockedUntil.
+func newHold(parent context.Context, r *Renewer, msg *azservicebus.ReceivedMessage, session SessionLockRenewer, lu time.Time,
+	cancelMsg context.CancelCauseFunc) *hold {
 	renewCtx, stop := context.WithCancel(context.WithoutCancel(parent))
 	h := &hold{
 		r:         r,
 		msg:       msg,
+		session:   session,
 		cancelMsg: cancelMsg,
 		renewCtx:  renewCtx,
 		stop:      stop,
 		done:      make(chan struct{}),
 	}
+	if session != nil {
+		h.sessionID = session.SessionID()
+	}
 	if r.maxRenewal > 0 {
 		h.maxDeadline = time.Now().Add(r.maxRenewal)
 	}
-	lu := *msg.LockedUntil
 	h.lockedUntil.Store(&lu)
 	h.expiry = r.initialExpiry(lu, time.Now())
 	return h
@@ -122,7 +133,7 @@ func (h *hold) run(at time.Time, ev event) {
 		if !h.sleepUntil(at) {
 			return
 		}
-		lockedUntil := *h.msg.LockedUntil
+		lockedUntil := h.until()
 		switch ev {
 		case evExpired:
 			h.lost(lockedUntil, lastErr)
@@ -139,7 +150,7 @@ func (h *hold) run(at time.Time, ev event) {
 			return
 		case err == nil:
 			lastErr, retryDelay = nil, 0
-		case isPermanent(err):
+		case h.permanent(err):
 			h.lost(lockedUntil, err)
 			return
 		case !time.Now().Before(expiry):
@@ -185,7 +196,12 @@ func (h *hold) renew(lockedUntil, expiry time.Time) error {
 	callCtx, cancel := context.WithDeadline(h.renewCtx, expiry)
 	defer cancel()
 	start := time.Now()
-	err := h.r.client.RenewMessageLock(callCtx, h.msg, nil)
+	var err error
+	if h.session != nil {
+		err = h.session.RenewSessionLock(callCtx, nil)
+	} else {
+		err = h.r.client.RenewMessageLock(callCtx, h.msg, nil)
+	}
 	latency := time.Since(start)
 	if err != nil && h.stopped() {
 		return err // most likely cancelled by release: not counted
@@ -199,8 +215,12 @@ func (h *hold) renew(lockedUntil, expiry time.Time) error {
 		h.r.stats.failures.Add(1)
 		return fmt.Errorf("renewing lock: %w", err)
 	}
-	h.r.stats.renewals.Add(1)
-	newUntil := *h.msg.LockedUntil
+	if h.session != nil {
+		h.r.stats.sessionRenewals.Add(1)
+	} else {
+		h.r.stats.renewals.Add(1)
+	}
+	newUntil := h.until()
 	h.lockedUntil.Store(&newUntil)
 	h.expiry = h.r.renewedExpiry(start, newUntil)
 
@@ -215,9 +235,31 @@ func (h *hold) renew(lockedUntil, expiry time.Time) error {
 	return nil
 }
 
-// checkExtended verifies, after a successful RenewMessageLock, that msg.LockedUntil moved past the
-// previous expiry.
+// until returns the held lock's current LockedUntil (service clock). Only run calls it once the hold started.
+func (h *hold) until() time.Time {
+	if h.session != nil {
+		return h.session.LockedUntil()
+	}
+	return *h.msg.LockedUntil
+}
+
+// permanent reports whether a renewal error ends the hold at once (see isPermanent). A session's lock also
+// ends with its connection (see HoldSession).
+func (h *hold) permanent(err error) bool {
+	if h.session != nil && isConnectionLost(err) {
+		return true
+	}
+	return isPermanent(err)
+}
+
+// checkExtended verifies, after a successful renewal, that LockedUntil moved past the previous expiry.
 func (h *hold) checkExtended(previous time.Time) error {
+	if h.session != nil {
+		if !h.session.LockedUntil().After(previous) {
+			return errNotExtended
+		}
+		return nil
+	}
 	if h.msg.LockedUntil == nil || !h.msg.LockedUntil.After(previous) {
 		if h.msg.LockedUntil == nil {
 			// Keep the invariant that a held message always has a LockedUntil.
@@ -253,15 +295,25 @@ func (h *hold) lost(lockedUntil time.Time, err error) {
 	if h.stopped() {
 		return
 	}
+	base := ErrLockLost
+	if h.session != nil {
+		base = ErrSessionLockLost
+	}
 	var cause error
-	if err != nil && isPermanent(err) {
-		cause = fmt.Errorf("%w: %w", ErrLockLost, err)
+	if err != nil && h.permanent(err) {
+		cause = fmt.Errorf("%w: %w", base, err)
 	} else if err != nil {
 		cause = fmt.Errorf("%w: lock expired at %s; last renewal error: %w",
-			ErrLockLost, lockedUntil.Format(time.RFC3339Nano), err)
+			base, lockedUntil.Format(time.RFC3339Nano), err)
 	} else {
 		cause = fmt.Errorf("%w: lock expired at %s without a successful renewal",
-			ErrLockLost, lockedUntil.Format(time.RFC3339Nano))
+			base, lockedUntil.Format(time.RFC3339Nano))
+	}
+	if h.session != nil {
+		h.r.stats.sessionLocksLost.Add(1)
+		h.r.logger.Warn("lockrenew: session lock lost", h.attrs(slog.Any("error", cause))...)
+		h.cancelMsg(cause)
+		return
 	}
 	h.r.stats.locksLost.Add(1)
 	h.r.logger.Warn("lockrenew: message lock lost", h.attrs(slog.Any("error", cause))...)
@@ -288,9 +340,12 @@ func (h *hold) debugEnabled() bool {
 	return h.r.logger.Enabled(h.renewCtx, slog.LevelDebug)
 }
 
-// attrs returns the log attributes identifying the message, followed by extra.
+// attrs returns the log attributes identifying the message or session, followed by extra.
 func (h *hold) attrs(extra ...any) []any {
 	out := make([]any, 0, 2+len(extra))
+	if h.session != nil {
+		return append(append(out, slog.String("session_id", h.sessionID)), extra...)
+	}
 	out = append(out, slog.String("message_id", h.msg.MessageID))
 	if h.msg.SequenceNumber != nil {
 		out = append(out, slog.Int64("sequence_number", *h.msg.SequenceNumber))

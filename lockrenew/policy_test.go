@@ -141,7 +141,6 @@ func TestNewPanicsOnBadInput(t *testing.T) {
 		opts   *Options
 		want   string
 	}{
-		{name: "nil client", client: nil, want: "lockrenew: New called with a nil LockRenewer"},
 		{name: "negative concurrency", client: &fakeRenewer{}, opts: &Options{MaxConcurrentRenewals: -3},
 			want: "lockrenew: Options.MaxConcurrentRenewals is -3; want 0 (default 16) or a positive number"},
 	}

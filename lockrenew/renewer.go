@@ -33,6 +33,12 @@ var (
 	// completed: another receiver may already own it.
 	ErrLockLost = errors.New("lockrenew: message lock lost")
 
+	// ErrSessionLockLost: the lock of a session held with HoldSession could not be renewed; it wraps
+	// ErrLockLost, so errors.Is(cause, ErrLockLost) holds for it too. Every message received under that lock
+	// is lost with it: none of them may be settled (another receiver may hold the session now), and Service
+	// Bus redelivers them, in order, to whoever accepts the session next.
+	ErrSessionLockLost = fmt.Errorf("lockrenew: session lock lost (%w)", ErrLockLost)
+
 	// ErrMaxRenewal: the hold reached Options.MaxRenewalDuration and renewal stopped. The lock is still
 	// valid until the message's last LockedUntil (see LockedUntil), so the holder can still settle it,
 	// typically by abandoning it.
@@ -79,7 +85,7 @@ type Options struct {
 	// with the local clock, as the .NET processor does; negative is invalid.
 	LockDuration time.Duration
 
-	// OnLockLost, if set, is called once per hold whose lock is lost (never for ErrMaxRenewal, a release
+	// OnLockLost, if set, is called once per message hold whose lock is lost (session holds: see HoldSession) (never for ErrMaxRenewal, a release
 	// or Close), with the same cause as the message's context, after that context is cancelled. It runs
 	// on the hold's renewal goroutine: it must return promptly and must not call that hold's release
 	// func or Close (both wait for this goroutine). Releasing other holds is fine.
@@ -107,7 +113,7 @@ func (o *Options) Validate() error {
 //
 // A Renewer is safe for concurrent use. Close releases every hold still active.
 type Renewer struct {
-	client      LockRenewer
+	client      LockRenewer   // nil: session holds only
 	maxRenewal  time.Duration // ≤ 0: no limit
 	concurrency int
 	logger      *slog.Logger
@@ -132,13 +138,11 @@ type Renewer struct {
 	holds  map[*hold]struct{} // guarded by mu; holds started and not yet released
 }
 
-// New returns a Renewer that renews locks through client (usually the *azservicebus.Receiver the
-// messages were received with). It panics if client is nil or opts is invalid (see Options.Validate):
-// both are programming errors.
+// New returns a Renewer that renews message locks through client (usually the *azservicebus.Receiver the
+// messages were received with) and session locks through the session receivers passed to HoldSession. client
+// may be nil for a Renewer that only holds sessions (Hold then returns ErrNotRenewable). It panics if opts is
+// invalid (see Options.Validate): a programming error.
 func New(client LockRenewer, opts *Options) *Renewer {
-	if client == nil {
-		panic("lockrenew: New called with a nil LockRenewer")
-	}
 	if err := opts.Validate(); err != nil {
 		panic(err.Error())
 	}
@@ -190,14 +194,20 @@ func New(client LockRenewer, opts *Options) *Renewer {
 // (cause ErrNotRenewable or ErrClosed) and a no-op release.
 func (r *Renewer) Hold(ctx context.Context, msg *azservicebus.ReceivedMessage) (context.Context, func()) {
 	msgCtx, cancel := context.WithCancelCause(ctx)
-	if msg == nil || msg.LockedUntil == nil {
+	if msg == nil || msg.LockedUntil == nil || r.client == nil {
 		cause := fmt.Errorf("%w: message is nil or its LockedUntil is nil (was it received in PeekLock mode?)", ErrNotRenewable)
+		if r.client == nil {
+			cause = fmt.Errorf("%w: the Renewer was created without a LockRenewer (session holds only)", ErrNotRenewable)
+		}
 		r.logger.Error("lockrenew: cannot hold message", slog.Any("error", cause))
 		cancel(cause)
 		return msgCtx, func() {}
 	}
+	return r.start(msgCtx, cancel, newHold(ctx, r, msg, nil, *msg.LockedUntil, cancel))
+}
 
-	h := newHold(ctx, r, msg, cancel)
+// start registers and arms h, whose context is msgCtx, unless the Renewer is closed.
+func (r *Renewer) start(msgCtx context.Context, cancel context.CancelCauseFunc, h *hold) (context.Context, func()) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

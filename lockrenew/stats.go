@@ -9,23 +9,27 @@ import (
 type Stats struct {
 	// Renewals counts successful RenewMessageLock calls.
 	Renewals uint64
-	// Failures counts failed RenewMessageLock calls, transient or not, and successful ones that did not
-	// move LockedUntil forward. A call that fails after release was called is not counted.
+	// SessionRenewals counts successful RenewSessionLock calls (HoldSession).
+	SessionRenewals uint64
+	// Failures counts failed RenewMessageLock and RenewSessionLock calls, transient or not, and successful
+	// ones that did not move LockedUntil forward. A call that fails after release was called is not counted.
 	Failures uint64
-	// LocksLost counts holds that ended with ErrLockLost.
+	// LocksLost counts message holds that ended with ErrLockLost.
 	LocksLost uint64
+	// SessionLocksLost counts session holds that ended with ErrSessionLockLost.
+	SessionLocksLost uint64
 	// MaxRenewalReached counts holds that ended with ErrMaxRenewal.
 	MaxRenewalReached uint64
 	// Held is the number of holds started and not yet released.
 	Held int64
-	// LatencyTotal and LatencyMax are the total and largest duration of the counted RenewMessageLock
-	// calls (Renewals + Failures).
+	// LatencyTotal and LatencyMax are the total and largest duration of the counted renewal calls
+	// (Renewals + SessionRenewals + Failures).
 	LatencyTotal, LatencyMax time.Duration
 }
 
 // Mean returns the mean latency of the counted RenewMessageLock calls, or 0 if there were none.
 func (s Stats) Mean() time.Duration {
-	n := s.Renewals + s.Failures
+	n := s.Renewals + s.SessionRenewals + s.Failures
 	if n == 0 {
 		return 0
 	}
@@ -37,6 +41,7 @@ func (s Stats) Mean() time.Duration {
 // the calls in flight.
 type counters struct {
 	renewals, failures, locksLost, maxRenewalReached atomic.Uint64
+	sessionRenewals, sessionLocksLost                atomic.Uint64
 	held                                             atomic.Int64
 	latencyTotal, latencyMax                         atomic.Int64 // nanoseconds
 }
@@ -56,6 +61,8 @@ func (c *counters) observeLatency(d time.Duration) {
 func (r *Renewer) Stats() Stats {
 	return Stats{
 		Renewals:          r.stats.renewals.Load(),
+		SessionRenewals:   r.stats.sessionRenewals.Load(),
+		SessionLocksLost:  r.stats.sessionLocksLost.Load(),
 		Failures:          r.stats.failures.Load(),
 		LocksLost:         r.stats.locksLost.Load(),
 		MaxRenewalReached: r.stats.maxRenewalReached.Load(),
