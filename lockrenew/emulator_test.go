@@ -201,9 +201,9 @@ func TestEmulatorSessionHoldOutlivesLock(t *testing.T) {
 // session again and the loss goes unnoticed, which is why SessionRetryOptions exists.
 func TestEmulatorSessionLockLoss(t *testing.T) {
 	for _, tt := range []struct {
-		name     string
-		retry    azservicebus.RetryOptions
-		noticed  bool
+		name    string
+		retry   azservicebus.RetryOptions
+		noticed bool
 	}{
 		{name: "SessionRetryOptions", retry: lockrenew.SessionRetryOptions(emulatorLock), noticed: true},
 		{name: "SDK retries", retry: lockrenew.RetryOptions(emulatorLock), noticed: false},
