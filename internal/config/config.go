@@ -35,6 +35,11 @@ const (
 	SettingLockDuration        = "HOLDFAST_LOCK_DURATION"
 	SettingMessageTTL          = "HOLDFAST_MESSAGE_TTL"
 	SettingProcessor           = "HOLDFAST_PROCESSOR"
+	// SettingRequiresSession says the entity is session-enabled (the Bicep template sets it from its
+	// requiresSession parameter): runs then accept sessions instead of receiving plain messages.
+	SettingRequiresSession = "HOLDFAST_REQUIRES_SESSION"
+	// SettingMaxSessions bounds the sessions a run holds at once (session-enabled entities only).
+	SettingMaxSessions = "HOLDFAST_MAX_SESSIONS"
 	// SettingProcessTimeout is, in standalone mode (run-once, worker, serve), how long the platform lets the
 	// process live — a Container Apps job's replicaTimeout; it takes the place of functionTimeout.
 	SettingProcessTimeout = "HOLDFAST_PROCESS_TIMEOUT"
@@ -111,12 +116,18 @@ func (e Entity) String() string {
 
 // Config is the handler's configuration. The zero value is not valid; use Load, or fill it and call Validate.
 type Config struct {
-	ServiceBus     Connection
-	Storage        Connection // optional: without it the deferral ledger is off and defer outcomes are abandoned
-	Entity         Entity
-	DeferralTable  string
-	BatchSize      int
-	Concurrency    int
+	ServiceBus    Connection
+	Storage       Connection // optional: without it the deferral ledger is off and defer outcomes are abandoned
+	Entity        Entity
+	DeferralTable string
+	BatchSize     int
+	Concurrency   int
+	// RequiresSession: the entity is session-enabled (HOLDFAST_REQUIRES_SESSION). It must match the entity:
+	// Service Bus refuses a plain receiver on a session entity and a session receiver on any other.
+	RequiresSession bool
+	// MaxSessions is how many sessions a run holds at once on a session-enabled entity, each processing its
+	// messages one at a time (HOLDFAST_MAX_SESSIONS; default Concurrency).
+	MaxSessions    int
 	RunBudget      time.Duration
 	MaxLockRenewal time.Duration
 	// Processor is the built-in processor HOLDFAST_PROCESSOR names, or "" when the program supplies its own.
@@ -229,6 +240,12 @@ func LoadWith(getenv func(string) string, opts *LoadOptions) (*Config, error) {
 		c.Processor = strings.ToLower(v)
 	}
 	errs = append(errs, parseInt(get, SettingBatchSize, &c.BatchSize), parseInt(get, SettingConcurrency, &c.Concurrency))
+	errs = append(errs, parseBool(get, SettingRequiresSession, &c.RequiresSession))
+	c.MaxSessions = c.Concurrency
+	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
+		c.MaxSessions = DefaultConcurrency // the invalid concurrency is reported once, under its own name
+	}
+	errs = append(errs, parseInt(get, SettingMaxSessions, &c.MaxSessions))
 	c.RunBudget = c.FunctionTimeout - BudgetMargin
 	if c.Standalone && c.FunctionTimeout == 0 {
 		c.RunBudget = DefaultStandaloneBudget
@@ -289,6 +306,19 @@ func parseInt(get func(string) string, name string, dst *int) error {
 	return nil
 }
 
+func parseBool(get func(string) string, name string, dst *bool) error {
+	v := get(name)
+	if v == "" {
+		return nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return &SettingError{Setting: name, Problem: fmt.Sprintf("%q is not true or false", v), Fix: `use "true" for a session-enabled entity, else "false"`}
+	}
+	*dst = b
+	return nil
+}
+
 func parseDuration(get func(string) string, name string, dst *time.Duration) error {
 	v := get(name)
 	if v == "" {
@@ -316,6 +346,7 @@ func (c *Config) Validate() error {
 	add(ValidateTableName(c.DeferralTable))
 	add(intRange(SettingBatchSize, c.BatchSize, 1, MaxBatchSize))
 	add(intRange(SettingConcurrency, c.Concurrency, 1, MaxConcurrency))
+	add(intRange(SettingMaxSessions, c.MaxSessions, 1, MaxConcurrency))
 	add(c.validateBudget())
 	if c.MaxLockRenewal <= 0 {
 		add(&SettingError{Setting: SettingMaxLockRenewal, Problem: fmt.Sprintf("%v is not positive", c.MaxLockRenewal),

@@ -38,7 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	want := Config{
 		ServiceBus: Connection{ConnectionString: sbConn}, Entity: Entity{Queue: "orders"},
-		DeferralTable: DefaultTable, BatchSize: 20, Concurrency: 8,
+		DeferralTable: DefaultTable, BatchSize: 20, Concurrency: 8, MaxSessions: 8,
 		RunBudget: 4*time.Minute + 30*time.Second, MaxLockRenewal: 4*time.Minute + 30*time.Second,
 		Processor: "demo", FunctionTimeout: 5 * time.Minute,
 	}
@@ -77,6 +77,11 @@ func TestLoadValid(t *testing.T) {
 		{"processor case", map[string]string{SettingProcessor: "Demo"}, func(c *Config) bool { return c.Processor == "demo" }},
 		{"lock duration", map[string]string{SettingLockDuration: "5s"}, func(c *Config) bool { return c.LockDuration == 5*time.Second }},
 		{"message ttl", map[string]string{SettingMessageTTL: "336h"}, func(c *Config) bool { return c.MessageTTL == 336*time.Hour }},
+		{"sessions", map[string]string{SettingRequiresSession: "true", SettingMaxSessions: "3"},
+			func(c *Config) bool { return c.RequiresSession && c.MaxSessions == 3 }},
+		{"sessions default to the concurrency", map[string]string{SettingRequiresSession: "True", SettingConcurrency: "12"},
+			func(c *Config) bool { return c.RequiresSession && c.MaxSessions == 12 }},
+		{"no sessions", map[string]string{SettingRequiresSession: "false"}, func(c *Config) bool { return !c.RequiresSession }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +132,10 @@ func TestLoadInvalid(t *testing.T) {
 		{"batch too big", map[string]string{SettingBatchSize: "5001"}, SettingBatchSize, "out of range"},
 		{"concurrency negative", map[string]string{SettingConcurrency: "-1"}, SettingConcurrency, "out of range"},
 		{"concurrency float", map[string]string{SettingConcurrency: "1.5"}, SettingConcurrency, "whole number"},
+		{"requires session not bool", map[string]string{SettingRequiresSession: "sessions"}, SettingRequiresSession, "true or false"},
+		{"max sessions zero", map[string]string{SettingMaxSessions: "0"}, SettingMaxSessions, "out of range"},
+		{"max sessions too many", map[string]string{SettingMaxSessions: "1001"}, SettingMaxSessions, "out of range"},
+		{"max sessions not number", map[string]string{SettingMaxSessions: "all"}, SettingMaxSessions, "whole number"},
 		{"budget not duration", map[string]string{SettingRunBudget: "300"}, SettingRunBudget, "Go duration"},
 		{"budget too long", map[string]string{SettingRunBudget: "5m"}, SettingRunBudget, "functionTimeout"},
 		{"budget too short", map[string]string{SettingRunBudget: "10ms"}, SettingRunBudget, "shorter than"},

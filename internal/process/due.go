@@ -102,7 +102,7 @@ func (r *run) dueLoop() {
 				log := r.msgLog(m.Message)
 				log.Error("the due source returned more messages than asked; abandoning the extra one")
 				sctx, scancel := r.settleContext()
-				m.Settled(sctx, r.abandon(log, m.Message))
+				m.Settled(sctx, r.abandon(r.rcv, log, m.Message))
 				scancel()
 			}
 			msgs = msgs[:want]

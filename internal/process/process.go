@@ -137,6 +137,13 @@ type Options struct {
 	DueTime time.Duration
 	// Logger receives run and per-message events; nil ⇒ discard.
 	Logger *slog.Logger
+
+	// MaxSessions (RunSessions only) is how many sessions the run holds at once; each processes its messages
+	// one at a time. 0 ⇒ Concurrency.
+	MaxSessions int
+	// SessionIdleWait (RunSessions only): a session with no message for this long is released, so the run can
+	// serve another. 0 ⇒ 1 s.
+	SessionIdleWait time.Duration
 }
 
 func (o *Options) withDefaults() Options {
@@ -156,8 +163,14 @@ func (o *Options) withDefaults() Options {
 	if v.MaxLockRenewal <= 0 {
 		v.MaxLockRenewal = v.Budget
 	}
+	if v.MaxSessions <= 0 {
+		v.MaxSessions = v.Concurrency
+	}
+	if v.SessionIdleWait <= 0 {
+		v.SessionIdleWait = DefaultSessionIdleWait
+	}
 	if v.MaxConcurrentRenewals <= 0 {
-		v.MaxConcurrentRenewals = max(v.Concurrency, 16)
+		v.MaxConcurrentRenewals = max(v.Concurrency, v.MaxSessions, 16)
 	}
 	if v.NoMessageWait <= 0 {
 		v.NoMessageWait = DefaultNoMessageWait
@@ -201,12 +214,23 @@ type Summary struct {
 	Stuck int64 `json:"stuck"`
 	// Due counts the deferred messages taken back because their not-before time had passed (they are also
 	// counted in Received and in how they were settled).
-	Due        int64 `json:"due"`
-	DurationMs int64 `json:"durationMs"`
+	Due int64 `json:"due"`
+	// Sessions counts the sessions the run accepted (session-enabled entities; 0 otherwise).
+	Sessions int64 `json:"sessions,omitempty"`
+	// SessionRenewals counts session lock renewals; Renewals includes them.
+	SessionRenewals uint64 `json:"sessionRenewals,omitempty"`
+	// SessionLocksLost counts sessions whose lock was lost while the run held them. Their messages in progress
+	// are counted in LocksLost.
+	SessionLocksLost int64 `json:"sessionLocksLost,omitempty"`
+	DurationMs       int64 `json:"durationMs"`
 }
 
 // String is the one-line summary used in logs.
 func (s Summary) String() string {
+	if s.Sessions > 0 || s.SessionLocksLost > 0 {
+		return fmt.Sprintf("run: received=%d completed=%d abandoned=%d deadLettered=%d deferred=%d renewals=%d locksLost=%d stuck=%d due=%d sessions=%d sessionRenewals=%d sessionLocksLost=%d durationMs=%d",
+			s.Received, s.Completed, s.Abandoned, s.DeadLettered, s.Deferred, s.Renewals, s.LocksLost, s.Stuck, s.Due, s.Sessions, s.SessionRenewals, s.SessionLocksLost, s.DurationMs)
+	}
 	return fmt.Sprintf("run: received=%d completed=%d abandoned=%d deadLettered=%d deferred=%d renewals=%d locksLost=%d stuck=%d due=%d durationMs=%d",
 		s.Received, s.Completed, s.Abandoned, s.DeadLettered, s.Deferred, s.Renewals, s.LocksLost, s.Stuck, s.Due, s.DurationMs)
 }

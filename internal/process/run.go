@@ -54,6 +54,12 @@ type run struct {
 
 	// Counters, written by worker goroutines (received: by the receive loop) with atomics.
 	received, completed, abandoned, deadLettered, deferred, locksLost, stuck, due atomic.Int64
+
+	// Session runs (RunSessions) only. sess is immutable; dueEnd is set before the session workers start.
+	sess                       Sessions
+	dueEnd                     time.Time
+	sessions, sessionLocksLost atomic.Int64
+	acceptFailed               atomic.Bool // an accept failed other than for want of a session: stop accepting
 }
 
 func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options) *run {
@@ -67,7 +73,11 @@ func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options)
 	r.slots = make(chan struct{}, o.Concurrency)
 	r.settleSlots = make(chan struct{}, o.Concurrency)
 	r.receiveStopped = make(chan struct{})
-	r.renewer = lockrenew.New(rcv, &lockrenew.Options{
+	var lr lockrenew.LockRenewer
+	if rcv != nil {
+		lr = rcv
+	}
+	r.renewer = lockrenew.New(lr, &lockrenew.Options{
 		MaxRenewalDuration:    o.MaxLockRenewal,
 		LockDuration:          o.LockDuration,
 		MaxConcurrentRenewals: o.MaxConcurrentRenewals,
@@ -111,17 +121,21 @@ func (r *run) execute() (Summary, error) {
 }
 
 func (r *run) summary() Summary {
+	st := r.renewer.Stats()
 	return Summary{
-		Received:     r.received.Load(),
-		Completed:    r.completed.Load(),
-		Abandoned:    r.abandoned.Load(),
-		DeadLettered: r.deadLettered.Load(),
-		Deferred:     r.deferred.Load(),
-		Renewals:     r.renewer.Stats().Renewals,
-		LocksLost:    r.locksLost.Load(),
-		Stuck:        r.stuck.Load(),
-		Due:          r.due.Load(),
-		DurationMs:   time.Since(r.start).Milliseconds(),
+		Received:         r.received.Load(),
+		Completed:        r.completed.Load(),
+		Abandoned:        r.abandoned.Load(),
+		DeadLettered:     r.deadLettered.Load(),
+		Deferred:         r.deferred.Load(),
+		Renewals:         st.Renewals + st.SessionRenewals,
+		LocksLost:        r.locksLost.Load(),
+		Stuck:            r.stuck.Load(),
+		Due:              r.due.Load(),
+		Sessions:         r.sessions.Load(),
+		SessionRenewals:  st.SessionRenewals,
+		SessionLocksLost: r.sessionLocksLost.Load(),
+		DurationMs:       time.Since(r.start).Milliseconds(),
 	}
 }
 
@@ -295,9 +309,9 @@ func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage, w *
 			// workCtx being done ends the receive loop promptly.
 			<-r.receiveStopped
 		}
-		return r.abandon(log, msg)
+		return r.abandon(r.rcv, log, msg)
 	}
-	return r.settle(log, msg, out)
+	return r.settle(r.rcv, log, msg, out)
 }
 
 // process calls the processor on its own goroutine and waits for its outcome. Once ctx is done it waits at
@@ -344,31 +358,39 @@ func (r *run) call(ctx context.Context, msg *azservicebus.ReceivedMessage) (out 
 	return r.proc.Process(ctx, msg)
 }
 
-// settle applies out to msg. Only a valid outcome is applied (processor.Outcome.Validate): the zero Outcome,
-// an unknown Kind and any Outcome with Err set abandon the message (invariant 1).
-func (r *run) settle(log *msgLog, msg *azservicebus.ReceivedMessage, out processor.Outcome) Settlement {
+// settler is what settles a message: the run's Receiver, or the session receiver a session message came from.
+type settler interface {
+	CompleteMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.CompleteMessageOptions) error
+	AbandonMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.AbandonMessageOptions) error
+	DeadLetterMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.DeadLetterOptions) error
+	DeferMessage(ctx context.Context, msg *azservicebus.ReceivedMessage, options *azservicebus.DeferMessageOptions) error
+}
+
+// settle applies out to msg through s. Only a valid outcome is applied (processor.Outcome.Validate): the zero
+// Outcome, an unknown Kind and any Outcome with Err set abandon the message (invariant 1).
+func (r *run) settle(s settler, log *msgLog, msg *azservicebus.ReceivedMessage, out processor.Outcome) Settlement {
 	if err := out.Validate(); err != nil {
 		level := slog.LevelWarn // Abandon(err): the processor's own transient failure
 		if errors.Is(err, processor.ErrInvalidOutcome) {
 			level = slog.LevelError
 		}
 		log.Log(context.Background(), level, "processor error; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("error", err))
-		return r.abandon(log, msg)
+		return r.abandon(s, log, msg)
 	}
 	ctx, cancel := r.settleContext()
 	defer cancel()
 	switch out.Kind {
 	case processor.KindComplete:
-		if err := r.rcv.CompleteMessage(ctx, msg, nil); err != nil {
-			return r.settleFailed(log, msg, "complete", err)
+		if err := s.CompleteMessage(ctx, msg, nil); err != nil {
+			return r.settleFailed(s, log, msg, "complete", err)
 		}
 		r.completed.Add(1)
 		log.Debug("completed")
 		return SettledComplete
 	case processor.KindDeadLetter:
 		opts := &azservicebus.DeadLetterOptions{Reason: &out.Reason, ErrorDescription: &out.Description}
-		if err := r.rcv.DeadLetterMessage(ctx, msg, opts); err != nil {
-			return r.settleFailed(log, msg, "dead-letter", err)
+		if err := s.DeadLetterMessage(ctx, msg, opts); err != nil {
+			return r.settleFailed(s, log, msg, "dead-letter", err)
 		}
 		r.deadLettered.Add(1)
 		log.Info("dead-lettered", slog.String("reason", out.Reason), slog.String("description", out.Description))
@@ -376,18 +398,18 @@ func (r *run) settle(log *msgLog, msg *azservicebus.ReceivedMessage, out process
 	case processor.KindDefer:
 		if r.o.Deferrer == nil {
 			log.Warn("defer requested but no deferral ledger is configured; abandoning")
-			return r.abandon(log, msg)
+			return r.abandon(s, log, msg)
 		}
-		if err := r.o.Deferrer.Defer(ctx, r.rcv, msg, out.NotBefore, out.Reason); err != nil {
+		if err := r.o.Deferrer.Defer(ctx, s, msg, out.NotBefore, out.Reason); err != nil {
 			log.Warn("defer failed; abandoning", slog.Any("error", err))
-			return r.abandon(log, msg)
+			return r.abandon(s, log, msg)
 		}
 		r.deferred.Add(1)
 		log.Info("deferred", slog.Time("notBefore", out.NotBefore), slog.String("reason", out.Reason))
 		return SettledDefer
 	default: // KindAbandon without an error
 		log.Info("processor abandoned the message")
-		return r.abandon(log, msg)
+		return r.abandon(s, log, msg)
 	}
 }
 
@@ -402,11 +424,11 @@ func (r *run) settleContext() (context.Context, context.CancelFunc) {
 	return context.WithDeadline(r.settleCtx, d)
 }
 
-// abandon abandons msg, counting it; a lost lock is counted as such.
-func (r *run) abandon(log *msgLog, msg *azservicebus.ReceivedMessage) Settlement {
+// abandon abandons msg through s, counting it; a lost lock is counted as such.
+func (r *run) abandon(s settler, log *msgLog, msg *azservicebus.ReceivedMessage) Settlement {
 	ctx, cancel := r.settleContext()
 	defer cancel()
-	if err := r.rcv.AbandonMessage(ctx, msg, nil); err != nil {
+	if err := s.AbandonMessage(ctx, msg, nil); err != nil {
 		if isLockLost(err) {
 			r.locksLost.Add(1)
 		}
@@ -419,19 +441,21 @@ func (r *run) abandon(log *msgLog, msg *azservicebus.ReceivedMessage) Settlement
 
 // settleFailed handles a failed complete or dead-letter: a lost lock is counted; otherwise the message is
 // abandoned so it is redelivered without waiting for the lock to expire.
-func (r *run) settleFailed(log *msgLog, msg *azservicebus.ReceivedMessage, op string, err error) Settlement {
+func (r *run) settleFailed(s settler, log *msgLog, msg *azservicebus.ReceivedMessage, op string, err error) Settlement {
 	if isLockLost(err) {
 		r.locksLost.Add(1)
 		log.Warn(op+" failed: lock lost; message not settled", slog.Any("error", err))
 		return SettledNone
 	}
 	log.Error(op+" failed; abandoning", slog.Any("error", err))
-	return r.abandon(log, msg)
+	return r.abandon(s, log, msg)
 }
 
+// isLockLost reports whether err says the lock is gone: the service's CodeLockLost, or a session settlement
+// cut short because the session's lock was lost (lockrenew.ErrSessionLockLost wraps ErrLockLost).
 func isLockLost(err error) bool {
 	var sbErr *azservicebus.Error
-	return errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeLockLost
+	return errors.Is(err, lockrenew.ErrLockLost) || errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeLockLost
 }
 
 func seq(msg *azservicebus.ReceivedMessage) int64 {

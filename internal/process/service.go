@@ -43,8 +43,8 @@ type ServiceOptions struct {
 	Logger *slog.Logger
 	// ClientOptions are passed to the azservicebus client; nil ⇒ ClientOptions(Config).
 	ClientOptions *azservicebus.ClientOptions
-	// NoMessageWait and SettleTimeout override the run defaults (see Options).
-	NoMessageWait, SettleTimeout time.Duration
+	// NoMessageWait, SettleTimeout and SessionIdleWait override the run defaults (see Options).
+	NoMessageWait, SettleTimeout, SessionIdleWait time.Duration
 }
 
 // Service performs runs against the configured entity. It creates the azservicebus client on the first Run
@@ -76,11 +76,15 @@ func NewService(opts *ServiceOptions) (*Service, error) {
 	return s, nil
 }
 
-// Run performs one run (see process.Run) with the configured budget, batch size and concurrency.
+// Run performs one run (see process.Run) with the configured budget, batch size and concurrency; on a
+// session-enabled entity (Config.RequiresSession) a session run (see RunSessions) with Config.MaxSessions.
 func (s *Service) Run(ctx context.Context) (Summary, error) {
 	client, err := s.getClient()
 	if err != nil {
 		return Summary{}, err
+	}
+	if s.cfg.RequiresSession {
+		return RunSessions(ctx, &clientSessions{client: client, entity: s.cfg.Entity}, s.opts.Processor, s.runOptions(nil))
 	}
 	// Two receivers: one receives (and settles while its link is open), the other renews, and settles by
 	// lock token once the receive link is closed (see splitReceiver), so that link can close as soon as
@@ -98,19 +102,75 @@ func (s *Service) Run(ctx context.Context) (Summary, error) {
 	split := &splitReceiver{recv: recv, settle: settle}
 	stopReceiving := func() { split.closeReceive(func() { s.closeReceiver(ctx, recv) }) }
 	defer stopReceiving()
-	return Run(ctx, split, s.opts.Processor, &Options{
-		Budget:         s.cfg.RunBudget,
-		BatchSize:      s.cfg.BatchSize,
-		Concurrency:    s.cfg.Concurrency,
-		MaxLockRenewal: s.cfg.MaxLockRenewal,
-		LockDuration:   s.cfg.LockDuration,
-		NoMessageWait:  s.opts.NoMessageWait,
-		SettleTimeout:  s.opts.SettleTimeout,
-		ReceiveDone:    stopReceiving,
-		Deferrer:       s.opts.Deferrer,
-		Due:            s.opts.Due,
-		Logger:         s.logger.With(slog.String("entity", s.cfg.Entity.String())),
-	})
+	return Run(ctx, split, s.opts.Processor, s.runOptions(stopReceiving))
+}
+
+// runOptions are the options of a run of the configured entity.
+func (s *Service) runOptions(receiveDone func()) *Options {
+	return &Options{
+		Budget:          s.cfg.RunBudget,
+		BatchSize:       s.cfg.BatchSize,
+		Concurrency:     s.cfg.Concurrency,
+		MaxSessions:     s.cfg.MaxSessions,
+		MaxLockRenewal:  s.cfg.MaxLockRenewal,
+		LockDuration:    s.cfg.LockDuration,
+		NoMessageWait:   s.opts.NoMessageWait,
+		SettleTimeout:   s.opts.SettleTimeout,
+		SessionIdleWait: s.opts.SessionIdleWait,
+		ReceiveDone:     receiveDone,
+		Deferrer:        s.opts.Deferrer,
+		Due:             s.opts.Due,
+		Logger:          s.logger.With(slog.String("entity", s.cfg.Entity.String())),
+	}
+}
+
+// clientSessions accepts sessions of entity on client (Sessions).
+type clientSessions struct {
+	client *azservicebus.Client
+	entity config.Entity
+}
+
+func (c *clientSessions) AcceptNextSession(ctx context.Context) (SessionReceiver, error) {
+	var (
+		sr  *azservicebus.SessionReceiver
+		err error
+	)
+	if c.entity.Queue != "" {
+		sr, err = c.client.AcceptNextSessionForQueue(ctx, c.entity.Queue, nil)
+	} else {
+		sr, err = c.client.AcceptNextSessionForSubscription(ctx, c.entity.Topic, c.entity.Subscription, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sr, nil
+}
+
+func (c *clientSessions) AcceptSession(ctx context.Context, id string) (SessionReceiver, error) {
+	sr, err := AcceptSession(ctx, c.client, c.entity.String(), id)
+	if err != nil {
+		return nil, err
+	}
+	return sr, nil
+}
+
+// AcceptSession locks session id of entity (a queue, or `topic/Subscriptions/sub`) on client. A session locked
+// by another receiver gives an error wrapping ErrSessionLocked.
+func AcceptSession(ctx context.Context, client *azservicebus.Client, entity, id string) (*azservicebus.SessionReceiver, error) {
+	e, err := config.ParseEntity(entity)
+	if err != nil {
+		return nil, err
+	}
+	var sr *azservicebus.SessionReceiver
+	if e.Queue != "" {
+		sr, err = client.AcceptSessionForQueue(ctx, e.Queue, id, nil)
+	} else {
+		sr, err = client.AcceptSessionForSubscription(ctx, e.Topic, e.Subscription, id, nil)
+	}
+	if err != nil && IsSessionLocked(err) {
+		return nil, fmt.Errorf("%w: session %q of %s: %w", ErrSessionLocked, id, entity, err)
+	}
+	return sr, err
 }
 
 // closeReceiver closes r within closeTimeout, even when ctx is already cancelled.
@@ -134,6 +194,9 @@ func (s *Service) getClient() (*azservicebus.Client, error) {
 	opts := s.opts.ClientOptions
 	if opts == nil {
 		opts = ClientOptions(s.cfg)
+		if s.cfg.RequiresSession {
+			opts = &azservicebus.ClientOptions{RetryOptions: lockrenew.SessionRetryOptions(s.cfg.LockDuration)}
+		}
 	}
 	c, err := NewClient(s.cfg.ServiceBus, opts)
 	if err != nil {
@@ -143,7 +206,8 @@ func (s *Service) getClient() (*azservicebus.Client, error) {
 	return c, nil
 }
 
-// ClientOptions are the azservicebus client options for cfg's entity: retry options derived from its lock
+// ClientOptions are the azservicebus client options for cfg's entity (a session run's client uses
+// lockrenew.SessionRetryOptions instead, see lockrenew.HoldSession): retry options derived from its lock
 // duration (lockrenew.RetryOptions), so that a dropped connection is recovered within the renewal lead of
 // the locks the client holds. Every client that receives, renews or settles the entity's messages uses them.
 func ClientOptions(cfg *config.Config) *azservicebus.ClientOptions {
