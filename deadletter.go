@@ -14,6 +14,7 @@ import (
 	"github.com/holdfast-dev/holdfast/internal/config"
 	"github.com/holdfast-dev/holdfast/internal/deadletter"
 	"github.com/holdfast-dev/holdfast/internal/drain"
+	"github.com/holdfast-dev/holdfast/internal/ledger"
 	"github.com/holdfast-dev/holdfast/internal/process"
 )
 
@@ -22,6 +23,7 @@ import (
 // closes them at shutdown. It needs no deferral storage. Safe for concurrent use.
 type lazyDeadLetter struct {
 	cfg    *config.Config
+	ledger *ledger.Ledger // nil without deferral storage; used to find a deferred message's session
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -71,7 +73,11 @@ func (d *lazyDeadLetter) get() (*deadletter.Handler, echo.HandlerFunc, error) {
 		return fail(err)
 	}
 	d.client, d.shared, d.main, d.send = client, shared, main, send
-	d.handler, d.peek = deadletter.NewHandler(svc, d.logger), browse.Handler(main)
+	var peeker browse.Peeker = main
+	if d.cfg.RequiresSession {
+		peeker = &sessionPeeker{ledger: d.ledger, client: client, entity: entity}
+	}
+	d.handler, d.peek = deadletter.NewHandler(svc, d.logger), browse.Handler(peeker)
 	return d.handler, d.peek, nil
 }
 
@@ -100,6 +106,41 @@ func (d *lazyDeadLetter) DeferredPeek(c echo.Context) error {
 		return deadLetterUnavailable(err)
 	}
 	return peek(c)
+}
+
+// sessionPeeker peeks a deferred message of a session-enabled entity: Service Bus peeks a session's messages
+// only through a receiver that holds the session, so it reads the message's session from its ledger row,
+// accepts that session, peeks and releases it. The dead-letter queue needs none of this: it has no sessions.
+type sessionPeeker struct {
+	ledger *ledger.Ledger
+	client *azservicebus.Client
+	entity string
+}
+
+func (p *sessionPeeker) PeekMessages(ctx context.Context, n int, o *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
+	if p.ledger == nil || o == nil || o.FromSequenceNumber == nil {
+		return nil, errors.New("the entity requires sessions: a deferred message is peeked through its session, which only its ledger row (DeferralStorage) knows")
+	}
+	row, err := p.ledger.Get(ctx, *o.FromSequenceNumber)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, nil // no row: no deferred message holdfast knows of
+	}
+	if err != nil {
+		return nil, err
+	}
+	if row.SessionID == nil {
+		return nil, fmt.Errorf("ledger row %d records no session", row.SequenceNumber)
+	}
+	sr, err := process.AcceptSession(ctx, p.client, p.entity, *row.SessionID)
+	if err != nil {
+		return nil, fmt.Errorf("peek within session %q: %w", *row.SessionID, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), config.CloseTimeout)
+		defer cancel()
+		_ = sr.Close(cctx)
+	}()
+	return sr.PeekMessages(ctx, n, o)
 }
 
 func deadLetterUnavailable(err error) error {

@@ -144,7 +144,7 @@ func wire(cfg *config.Config, o Options, logger *slog.Logger) (*handler, error) 
 		return nil, err
 	}
 	svcOpts := &process.ServiceOptions{Config: cfg, Processor: proc, Logger: logger, NoMessageWait: o.NoMessageWait}
-	dl := &lazyDeadLetter{cfg: cfg, logger: logger}
+	dl := &lazyDeadLetter{cfg: cfg, ledger: l, logger: logger}
 	opts := &httpapi.Options{Logger: logger, DeadLetterList: dl.List, DeadLetterAction: dl.Action, DeferredPeek: dl.DeferredPeek, UI: ui.Handler()}
 	var d *lazyDrain
 	if l != nil {

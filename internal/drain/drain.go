@@ -103,8 +103,16 @@ func SendTarget(entity string) string {
 type Options struct {
 	// Ledger indexes the entity's deferred messages.
 	Ledger *ledger.Ledger
-	// Receiver is a peek-lock receiver on the ledger's entity.
+	// Receiver is a peek-lock receiver on the ledger's entity. Not used (nil is fine) when Sessions is set.
 	Receiver Receiver
+	// Sessions, set for a session-enabled entity, gives a receiver that holds session sessionID — the only
+	// way to receive, settle or peek that session's deferred messages — and the function that releases it. A
+	// session another receiver holds (a run is processing it) gives an error wrapping ledger.ErrSessionBusy.
+	// Every call blocks until the session is accepted or ctx ends.
+	Sessions func(ctx context.Context, sessionID string) (Receiver, func(), error)
+	// ListSessions, with Sessions, lists the entity's sessions that Service Bus reports (those with an active
+	// message or a state; azservicebus Client.NewListSessionsForQueuePager), for reconciliation.
+	ListSessions func(ctx context.Context) ([]string, error)
 	// Sender sends to SendTarget(Ledger.Entity()). Only resubmit uses it.
 	Sender Sender
 	// Budget: no page starts once a call has run this long. Zero means DefaultBudget.
@@ -164,8 +172,11 @@ const (
 
 // New returns a Service. It does no I/O.
 func New(opts *Options) (*Service, error) {
-	if opts == nil || opts.Ledger == nil || opts.Receiver == nil || opts.Sender == nil {
-		return nil, errors.New("drain: Options with a Ledger, a Receiver and a Sender are required")
+	if opts == nil || opts.Ledger == nil || (opts.Receiver == nil && opts.Sessions == nil) || opts.Sender == nil {
+		return nil, errors.New("drain: Options with a Ledger, a Receiver (or Sessions) and a Sender are required")
+	}
+	if opts.Sessions != nil && opts.ListSessions == nil {
+		return nil, errors.New("drain: Options.Sessions needs Options.ListSessions")
 	}
 	o := *opts
 	if o.Budget <= 0 {

@@ -26,6 +26,8 @@ type Item struct {
 	DeliveryCount  int64      `json:"deliveryCount"`
 	ExpiringSoon   bool       `json:"expiringSoon"`
 	LastError      string     `json:"lastError,omitempty"`
+	// SessionID is the message's session on a session-enabled entity.
+	SessionID *string `json:"sessionId,omitempty"`
 }
 
 // Page is the answer of a list call. Continuation is "" after the last page.
@@ -55,6 +57,25 @@ func (s *Service) List(ctx context.Context, top int, continuation string) (Page,
 	return p, nil
 }
 
+// reconcileSessions reconciles a session-enabled entity session by session (ledger.ReconcileSessions): the
+// sessions Service Bus lists and those of the ledger's rows.
+func (s *Service) reconcileSessions(ctx context.Context, o *ledger.ReconcileOptions) (ledger.ReconcileReport, error) {
+	listed, err := s.o.ListSessions(ctx)
+	if err != nil {
+		return ledger.ReconcileReport{Cursor: o.Cursor}, fmt.Errorf("list sessions: %w", err)
+	}
+	open := func(ctx context.Context, sid string) (ledger.Peeker, func(), error) {
+		cctx, cancel := s.call(ctx)
+		defer cancel()
+		r, release, err := s.o.Sessions(cctx, sid)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, release, nil
+	}
+	return s.ledger.ReconcileSessions(ctx, open, listed, o)
+}
+
 func itemOf(r ledger.Row) Item {
 	return Item{
 		SequenceNumber: r.SequenceNumber,
@@ -69,6 +90,7 @@ func itemOf(r ledger.Row) Item {
 		DeliveryCount:  r.DeliveryCount,
 		ExpiringSoon:   r.ExpiringSoon,
 		LastError:      r.LastError,
+		SessionID:      r.SessionID,
 	}
 }
 
@@ -92,12 +114,21 @@ type ReconcileResult struct {
 // Reconcile runs one bounded reconciliation pass (Options.ReconcilePages peek pages, at most the budget) from
 // continuation ("" = the first message). A token the ledger did not issue gives a *RequestError.
 func (s *Service) Reconcile(ctx context.Context, continuation string) (ReconcileResult, error) {
-	rep, err := s.ledger.Reconcile(ctx, s.recv, &ledger.ReconcileOptions{
+	o := &ledger.ReconcileOptions{
 		Cursor:       continuation,
 		LockDuration: s.o.ReconcileLockDuration,
 		MaxPages:     s.o.ReconcilePages,
 		Budget:       s.o.Budget,
-	})
+	}
+	var (
+		rep ledger.ReconcileReport
+		err error
+	)
+	if s.o.Sessions != nil {
+		rep, err = s.reconcileSessions(ctx, o)
+	} else {
+		rep, err = s.ledger.Reconcile(ctx, s.recv, o)
+	}
 	res := ReconcileResult{ReconcileReport: rep, Continuation: rep.Cursor}
 	if err != nil {
 		if isInvalid(err) {

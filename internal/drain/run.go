@@ -275,7 +275,56 @@ func (s *Service) page(ctx context.Context, req Request, rows []ledger.Row, out 
 	if len(leased) == 0 {
 		return nil
 	}
-	msgs := s.receive(ctx, leased, out)
+	if s.o.Sessions != nil {
+		return s.pageSessions(ctx, req, leased, out)
+	}
+	return s.act(ctx, req, s.recv, leased, out)
+}
+
+// pageSessions acts on leased rows of a session-enabled entity session by session, each through a receiver
+// of its session. The rows of a session that cannot be accepted (another receiver holds it: a run is
+// processing it) are released and reported failed, saying so; they stay for a later call.
+func (s *Service) pageSessions(ctx context.Context, req Request, leased []ledger.Row, out *result) error {
+	bySession := map[string][]ledger.Row{}
+	var order []string
+	for _, r := range leased {
+		sid := ""
+		if r.SessionID != nil {
+			sid = *r.SessionID
+		}
+		if _, ok := bySession[sid]; !ok {
+			order = append(order, sid)
+		}
+		bySession[sid] = append(bySession[sid], r)
+	}
+	for _, sid := range order {
+		rows := bySession[sid]
+		cctx, cancel := s.call(ctx)
+		recv, release, err := s.o.Sessions(cctx, sid)
+		cancel()
+		if err != nil {
+			why := fmt.Errorf("session %q could not be accepted: %w", sid, err)
+			if errors.Is(err, ledger.ErrSessionBusy) {
+				why = fmt.Errorf("session %q is locked by another receiver (a run is processing it); the row is kept, try again later", sid)
+			}
+			for _, r := range rows {
+				s.giveUp(ctx, r, why, out)
+			}
+			continue
+		}
+		err = s.act(ctx, req, recv, rows, out)
+		release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// act receives the messages of leased rows through recv, acts on them, settles them through recv and deletes
+// their rows.
+func (s *Service) act(ctx context.Context, req Request, recv Receiver, leased []ledger.Row, out *result) error {
+	msgs := s.receive(ctx, recv, leased, out)
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -288,7 +337,7 @@ func (s *Service) page(ctx context.Context, req Request, rows []ledger.Row, out 
 			return err
 		}
 	}
-	settled := s.settle(ctx, req, msgs, out)
+	settled := s.settle(ctx, req, recv, msgs, out)
 	if err := s.crashAt(crashAfterSettle); err != nil {
 		return err
 	}
@@ -361,8 +410,8 @@ func (s *Service) giveUp(ctx context.Context, row ledger.Row, err error, out *re
 // receive locks the deferred messages of the leased rows (Fetch). Rows whose message is gone are deleted
 // (invariant 3: proven gone) and reported not found; rows whose message exists but cannot be received
 // (locked by another receiver, no longer deferred) or whose receive failed are released and reported failed.
-func (s *Service) receive(ctx context.Context, rows []ledger.Row, out *result) []held {
-	fetched, err := Fetch(ctx, s.recv, rows, s.o.Concurrency, s.call)
+func (s *Service) receive(ctx context.Context, recv Receiver, rows []ledger.Row, out *result) []held {
+	fetched, err := Fetch(ctx, recv, rows, s.o.Concurrency, s.call)
 	if err != nil {
 		out.stop(err)
 	}
@@ -444,15 +493,15 @@ func (s *Service) sendCopies(ctx context.Context, hs []held, out *result) []held
 
 // settle completes (resubmit, delete) or dead-letters (deadletter) every held original, concurrently, and
 // returns the rows whose message is settled. Others are released and reported failed.
-func (s *Service) settle(ctx context.Context, req Request, hs []held, out *result) []ledger.Row {
+func (s *Service) settle(ctx context.Context, req Request, recv Receiver, hs []held, out *result) []ledger.Row {
 	errs := make([]error, len(hs))
 	s.forEach(len(hs), func(i int) {
 		cctx, cancel := s.call(ctx)
 		defer cancel()
 		if req.Action == ActionDeadLetter {
-			errs[i] = s.recv.DeadLetterMessage(cctx, hs[i].msg, &azservicebus.DeadLetterOptions{Reason: &req.Reason, ErrorDescription: &req.Description})
+			errs[i] = recv.DeadLetterMessage(cctx, hs[i].msg, &azservicebus.DeadLetterOptions{Reason: &req.Reason, ErrorDescription: &req.Description})
 		} else {
-			errs[i] = s.recv.CompleteMessage(cctx, hs[i].msg, nil)
+			errs[i] = recv.CompleteMessage(cctx, hs[i].msg, nil)
 		}
 	})
 	settled := make([]ledger.Row, 0, len(hs))

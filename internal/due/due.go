@@ -55,7 +55,10 @@ type Source struct {
 	conc   int
 }
 
-var _ process.DueSource = (*Source)(nil)
+var (
+	_ process.DueSource        = (*Source)(nil)
+	_ process.SessionDueSource = (*Source)(nil)
+)
 
 // New returns the Source of l's entity.
 func New(l *ledger.Ledger, opts *Options) (*Source, error) {
@@ -102,6 +105,60 @@ func (s *Source) TakeDue(ctx context.Context, r process.DueReceiver, max int, cl
 		s.log.Info("took due deferred messages", slog.Int("count", len(out)))
 	}
 	return out, errors.Join(err, rerr)
+}
+
+// ClaimDueSessions implements process.SessionDueSource: it claims up to max due rows and groups them by
+// their session (a row without one falls in the session ""). Each group's Take receives its messages through
+// the session's receiver with the rules of TakeDue; its Release puts the rows back, due again at the next run,
+// with why as their last error.
+func (s *Source) ClaimDueSessions(ctx context.Context, max int, claimUntil time.Time) ([]process.DueSession, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	rows, err := s.ledger.Due(ctx, s.now(), max)
+	if err != nil && len(rows) == 0 {
+		return nil, fmt.Errorf("due: read due rows: %w", err)
+	}
+	claimed := s.claim(ctx, rows, claimUntil)
+	bySession := map[string][]ledger.Row{}
+	var order []string
+	for _, r := range claimed {
+		sid := ""
+		if r.SessionID != nil {
+			sid = *r.SessionID
+		}
+		if _, ok := bySession[sid]; !ok {
+			order = append(order, sid)
+		}
+		bySession[sid] = append(bySession[sid], r)
+	}
+	out := make([]process.DueSession, 0, len(order))
+	for _, sid := range order {
+		rows := bySession[sid]
+		out = append(out, process.DueSession{
+			SessionID: sid,
+			Take: func(ctx context.Context, r process.DueReceiver) ([]process.DueMessage, error) {
+				msgs, err := s.receive(ctx, r, rows)
+				dm := make([]process.DueMessage, 0, len(msgs))
+				for _, f := range msgs {
+					dm = append(dm, process.DueMessage{Message: f.Msg, Settled: s.settled(f.Row)})
+				}
+				if len(dm) > 0 {
+					s.log.Info("took due deferred messages of a session", slog.String("sessionId", sid), slog.Int("count", len(dm)))
+				}
+				return dm, err
+			},
+			Release: func(ctx context.Context, why string) {
+				for _, r := range rows {
+					s.release(ctx, r, why)
+				}
+			},
+		})
+	}
+	if err != nil {
+		return out, fmt.Errorf("due: read due rows: %w", err)
+	}
+	return out, nil
 }
 
 // claim claims rows until claimUntil; rows another drain or run took first are skipped.

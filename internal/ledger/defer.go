@@ -110,9 +110,19 @@ func (l *Ledger) pendingRow(msg *azservicebus.ReceivedMessage, notBefore time.Ti
 		NotBefore:      notBefore,
 		DeliveryCount:  int64(msg.DeliveryCount),
 		ResubmitCount:  ResubmitCount(msg.ApplicationProperties),
+		SessionID:      copyString(msg.SessionID),
 	}
 	r.ExpiresAt = l.expiresAt(msg)
 	return r
+}
+
+// copyString returns a pointer to a copy of *s, or nil.
+func copyString(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	v := *s
+	return &v
 }
 
 // maxTTL is the longest time-to-live turned into an ExpiresAt: an entity's "never" (TimeSpan.MaxValue,

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -224,9 +225,12 @@ func (l *Ledger) List(ctx context.Context, top int, continuation string) (rows [
 }
 
 // scanFrom returns the first n rows (at most) with sequence number ≥ from, in order, and whether more may
-// follow them. A missing table is empty.
-func (l *Ledger) scanFrom(ctx context.Context, from int64, n int) (rows []Row, more bool, err error) {
+// follow them; with sessionID set, only the rows of that session. A missing table is empty.
+func (l *Ledger) scanFrom(ctx context.Context, from int64, n int, sessionID *string) (rows []Row, more bool, err error) {
 	filter := fmt.Sprintf("PartitionKey eq '%s' and RowKey ge '%s'", l.pk, RowKey(from))
+	if sessionID != nil {
+		filter += fmt.Sprintf(" and %s eq '%s'", colSessionID, strings.ReplaceAll(*sessionID, "'", "''"))
+	}
 	pager := l.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: ptr(int32(min(n, maxTop)))})
 	for len(rows) < n && pager.More() {
 		page, err := pager.NextPage(ctx)

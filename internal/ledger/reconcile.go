@@ -57,14 +57,18 @@ type ReconcileOptions struct {
 
 // ReconcileReport says what one Reconcile call did. Cursor resumes the scan when Done is false.
 type ReconcileReport struct {
-	Scanned      int    `json:"scanned"`      // messages peeked
-	Checked      int    `json:"checked"`      // targeted peeks at the sequence number of a row its page did not show
-	Added        int    `json:"added"`        // rows added for deferred messages that had none
-	Marked       int    `json:"marked"`       // pending rows marked deferred
-	Removed      int    `json:"removed"`      // rows removed: message proven gone, or seen not deferred
-	ExpiringSoon int    `json:"expiringSoon"` // rows whose message expires within the warning window
-	Cursor       string `json:"cursor,omitempty"`
-	Done         bool   `json:"done"`
+	Scanned      int `json:"scanned"`      // messages peeked
+	Checked      int `json:"checked"`      // targeted peeks at the sequence number of a row its page did not show
+	Added        int `json:"added"`        // rows added for deferred messages that had none
+	Marked       int `json:"marked"`       // pending rows marked deferred
+	Removed      int `json:"removed"`      // rows removed: message proven gone, or seen not deferred
+	ExpiringSoon int `json:"expiringSoon"` // rows whose message expires within the warning window
+	// Sessions counts the sessions walked and SessionsSkipped names those another receiver held (session
+	// entities only, see ReconcileSessions).
+	Sessions        int      `json:"sessions,omitempty"`
+	SessionsSkipped []string `json:"sessionsSkipped,omitempty"`
+	Cursor          string   `json:"cursor,omitempty"`
+	Done            bool     `json:"done"`
 }
 
 // Reconcile walks the entity with p (peek, no locks) and the ledger side by side, in sequence-number order,
@@ -109,7 +113,7 @@ func (l *Ledger) Reconcile(ctx context.Context, p Peeker, opts *ReconcileOptions
 		if overBudget() {
 			break
 		}
-		end, err := l.reconcileStep(ctx, p, &rep, o, from, overBudget)
+		end, err := l.reconcileStep(ctx, p, nil, &rep, o, from, overBudget)
 		if err != nil {
 			return rep, err
 		}
@@ -169,9 +173,9 @@ func inRange(msgs []*azservicebus.ReceivedMessage, from int64) []*azservicebus.R
 
 // reconcileStep reads the rows from `from`, then peeks the messages from it, settles the range [from, end]
 // both cover and returns end (math.MaxInt64 once the walk is complete). end < from means the budget ran out
-// before anything was settled.
-func (l *Ledger) reconcileStep(ctx context.Context, p Peeker, rep *ReconcileReport, o ReconcileOptions, from int64, overBudget func() bool) (int64, error) {
-	rows, more, err := l.scanFrom(ctx, from, o.PageSize)
+// before anything was settled. With sessionID set, p peeks within that session and only its rows are read.
+func (l *Ledger) reconcileStep(ctx context.Context, p Peeker, sessionID *string, rep *ReconcileReport, o ReconcileOptions, from int64, overBudget func() bool) (int64, error) {
+	rows, more, err := l.scanFrom(ctx, from, o.PageSize, sessionID)
 	if err != nil {
 		return from - 1, fmt.Errorf("ledger: reconcile: %w", err)
 	}
@@ -287,6 +291,7 @@ func (l *Ledger) recoveredRow(m *azservicebus.ReceivedMessage, now time.Time) Ro
 		DeferredAt:     now,
 		DeliveryCount:  int64(m.DeliveryCount),
 		ResubmitCount:  ResubmitCount(m.ApplicationProperties),
+		SessionID:      copyString(m.SessionID),
 	}
 	r.ExpiresAt = l.expiresAt(m)
 	if s, ok := m.ApplicationProperties[PropNotBefore].(string); ok {

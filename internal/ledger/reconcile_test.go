@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -148,7 +149,7 @@ func TestReconcileDiffsLedgerAgainstPeek(t *testing.T) {
 	}
 	// Rows 6, 9 and 300 are old and their messages are not in any page: each gets a targeted peek.
 	want := ReconcileReport{Scanned: 6, Checked: 3, Added: 1, Marked: 1, Removed: 4, ExpiringSoon: 1, Done: true}
-	if rep != want {
+	if !reflect.DeepEqual(rep, want) {
 		t.Fatalf("report = %+v, want %+v", rep, want)
 	}
 

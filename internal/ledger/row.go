@@ -47,6 +47,9 @@ type Row struct {
 	ResubmitCount  int64 // how many times the message's lineage was resubmitted before this deferral
 	LeaseUntil     time.Time
 	LastError      string
+	// SessionID is the session of a message of a session-enabled entity (nil otherwise; "" is a session too).
+	// Its deferred message can be received, settled and peeked only through a receiver of that session.
+	SessionID *string
 
 	// ExpiringSoon is computed on read: ExpiresAt falls within the ledger's expiry warning window.
 	ExpiringSoon bool `json:"-"`
@@ -83,6 +86,7 @@ const (
 	colResubmitCount = "ResubmitCount"
 	colLeaseUntil    = "LeaseUntil"
 	colLastError     = "LastError"
+	colSessionID     = "SessionId"
 )
 
 // marshalRow renders r as a complete entity (every column, so UpdateModeReplace writes the whole row).
@@ -108,6 +112,9 @@ func marshalRow(r Row) ([]byte, error) {
 		colDeliveryCount: aztables.EDMInt64(r.DeliveryCount),
 		colResubmitCount: aztables.EDMInt64(r.ResubmitCount),
 		colLastError:     r.LastError,
+	}
+	if r.SessionID != nil {
+		props[colSessionID] = *r.SessionID
 	}
 	putTime(props, colDeferredAt, r.DeferredAt)
 	putTime(props, colNotBefore, r.NotBefore)
@@ -161,6 +168,9 @@ func unmarshalRow(b []byte, etag azcore.ETag) (Row, error) {
 		LeaseUntil:     getTime(e.Properties, colLeaseUntil),
 		LastError:      getString(e.Properties, colLastError),
 		ETag:           azcore.ETag(e.ETag),
+	}
+	if sid, ok := e.Properties[colSessionID].(string); ok {
+		r.SessionID = &sid
 	}
 	if etag != "" {
 		r.ETag = etag
