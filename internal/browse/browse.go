@@ -49,10 +49,19 @@ type Body struct {
 	Truncated bool   `json:"truncated"`
 }
 
+// BodyIsBytes reports whether m's whole body is in m.Body: one AMQP data section, or none. The SDK fills Body
+// only for exactly one data section (azservicebus v1.11.0, message.go), so for an AMQP value, a sequence or
+// several data sections (other AMQP clients send those) Body is empty: code that forwards or copies Body would
+// silently drop the payload.
+func BodyIsBytes(m *azservicebus.ReceivedMessage) bool {
+	r := m.RawAMQPMessage
+	return r == nil || (len(r.Body.Data) <= 1 && r.Body.Value == nil && r.Body.Sequence == nil)
+}
+
 // BodyOf renders at most limit bytes of m's body: as text when they are UTF-8 (cut at a character
-// boundary), else as base64.
+// boundary), else as base64. A body that is not bytes (BodyIsBytes) has EncodingNone.
 func BodyOf(m *azservicebus.ReceivedMessage, limit int) Body {
-	if m.Body == nil && m.RawAMQPMessage != nil && (m.RawAMQPMessage.Body.Value != nil || m.RawAMQPMessage.Body.Sequence != nil) {
+	if !BodyIsBytes(m) {
 		return Body{Encoding: EncodingNone}
 	}
 	b := Body{Size: len(m.Body), Encoding: EncodingText}

@@ -57,3 +57,34 @@ func TestMessageOf(t *testing.T) {
 		t.Fatalf("markup changed: %q", m.Properties[0].Value)
 	}
 }
+
+// TestBodyIsBytes: only a body of one data section (or none) is in ReceivedMessage.Body; an AMQP value, a
+// sequence or several data sections are not, and BodyOf shows them as EncodingNone rather than as an empty text.
+func TestBodyIsBytes(t *testing.T) {
+	raw := func(b azservicebus.AMQPAnnotatedMessageBody) *azservicebus.ReceivedMessage {
+		var body []byte
+		if len(b.Data) == 1 {
+			body = b.Data[0] // as the SDK fills it
+		}
+		return &azservicebus.ReceivedMessage{Body: body, RawAMQPMessage: &azservicebus.AMQPAnnotatedMessage{Body: b}}
+	}
+	for _, tt := range []struct {
+		name string
+		m    *azservicebus.ReceivedMessage
+		want bool
+	}{
+		{"no raw message", &azservicebus.ReceivedMessage{Body: []byte("x")}, true},
+		{"one data section", raw(azservicebus.AMQPAnnotatedMessageBody{Data: [][]byte{[]byte("x")}}), true},
+		{"no body", raw(azservicebus.AMQPAnnotatedMessageBody{}), true},
+		{"two data sections", raw(azservicebus.AMQPAnnotatedMessageBody{Data: [][]byte{[]byte("a"), []byte("b")}}), false},
+		{"AMQP value", raw(azservicebus.AMQPAnnotatedMessageBody{Value: "hello"}), false},
+		{"AMQP sequence", raw(azservicebus.AMQPAnnotatedMessageBody{Sequence: [][]any{{"a"}}}), false},
+	} {
+		if got := BodyIsBytes(tt.m); got != tt.want {
+			t.Errorf("%s: BodyIsBytes = %v, want %v", tt.name, got, tt.want)
+		}
+		if enc := BodyOf(tt.m, 10).Encoding; (enc == EncodingNone) == tt.want {
+			t.Errorf("%s: BodyOf encoding %q", tt.name, enc)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/holdfast-dev/holdfast/internal/browse"
 	"github.com/holdfast-dev/holdfast/internal/ledger"
 )
 
@@ -34,7 +35,7 @@ var ErrUnsupportedBody = errors.New("the message body is not a single data secti
 // without the names in drop and with lineage added, no scheduled enqueue time, and MessageID id. m is not
 // modified. A body that is not a single data section gives ErrUnsupportedBody.
 func NewCopy(m *azservicebus.ReceivedMessage, id string, lineage map[string]any, drop ...string) (*azservicebus.Message, error) {
-	if m.RawAMQPMessage != nil && (len(m.RawAMQPMessage.Body.Data) > 1 || m.RawAMQPMessage.Body.Value != nil || m.RawAMQPMessage.Body.Sequence != nil) {
+	if !browse.BodyIsBytes(m) {
 		return nil, ErrUnsupportedBody
 	}
 	c := m.Message() // shallow: the map and MessageID are replaced below, the scheduled time cleared

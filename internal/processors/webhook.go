@@ -23,6 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/holdfast-dev/holdfast/internal/browse"
 	"github.com/holdfast-dev/holdfast/processor"
 )
 
@@ -60,6 +61,9 @@ const (
 	WebhookUnreachableReason = "webhook-unreachable"
 	// WebhookStatusReasonPrefix + the status code is the reason of a 4xx dead-letter and of a 429/503 defer.
 	WebhookStatusReasonPrefix = "http-"
+	// WebhookUnsupportedBodyReason dead-letters a message whose body is not bytes (an AMQP value, a sequence or
+	// several data sections): the webhook POSTs bytes, and would otherwise send an empty body.
+	WebhookUnsupportedBodyReason = "webhook-unsupported-body"
 )
 
 // WebhookOptions configure NewWebhook. URL and Timeout are required; zero values of the others mean defaults.
@@ -145,7 +149,14 @@ func NewWebhook(opts *WebhookOptions) (*Webhook, error) {
 //	408, 500, 502, 504, timeout, dropped conn. → abandon (Service Bus redelivers; MaxDeliveryCount bounds it)
 //	other 4xx                                  → dead-letter, reason http-<status>, description the body's first 1 KiB
 //	anything else (3xx, other 5xx)             → abandon
+//
+// A message whose body is not bytes (browse.BodyIsBytes) is dead-lettered with WebhookUnsupportedBodyReason
+// without a request.
 func (w *Webhook) Process(ctx context.Context, msg *azservicebus.ReceivedMessage) processor.Outcome {
+	if !browse.BodyIsBytes(msg) {
+		return processor.DeadLetter(WebhookUnsupportedBodyReason,
+			"the body is an AMQP value, a sequence or several data sections, not bytes the webhook can POST")
+	}
 	rctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	req, err := w.request(rctx, msg)

@@ -391,3 +391,18 @@ func TestWebhookCloseDropsIdleConnections(t *testing.T) {
 		t.Fatal("the idle connection is still open after Close")
 	}
 }
+
+// A message whose body is not bytes (an AMQP value here) is dead-lettered without a request: POSTing Body would
+// send an empty body and, on a 2xx, complete a message whose payload the endpoint never saw. Mutation: without
+// the check the endpoint is called with an empty body and the message completes.
+func TestWebhookRefusesABodyThatIsNotBytes(t *testing.T) {
+	var calls atomic.Int32
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	msg := webhookMsg(1)
+	msg.Body = nil // the SDK leaves Body empty for an AMQP value body
+	msg.RawAMQPMessage = &azservicebus.AMQPAnnotatedMessage{Body: azservicebus.AMQPAnnotatedMessageBody{Value: "the payload"}}
+	out := newTestWebhook(t, srv.URL, nil).Process(context.Background(), msg)
+	if out.Kind != processor.KindDeadLetter || out.Reason != WebhookUnsupportedBodyReason || calls.Load() != 0 {
+		t.Fatalf("outcome %+v after %d requests, want a dead-letter %q and none", out, calls.Load(), WebhookUnsupportedBodyReason)
+	}
+}
