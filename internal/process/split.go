@@ -2,10 +2,12 @@ package process
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 )
 
 // splitReceiver receives on one receiver and settles on the receive link while it is open, then by lock
@@ -64,6 +66,14 @@ func (s *splitReceiver) closeReceive(close func()) {
 // settlement goes by lock token, which the renewals keep working across a dropped connection.
 const onLinkTimeout = time.Second
 
+// byTokenAttempt bounds one attempt of a settlement by lock token. The SDK settles with its default retry
+// options whatever the client's (messageSettler.go): after a dropped connection it sleeps 3.2–5.2 s before
+// it recovers the links and tries again, then 9.6–15.6 s, so one drop costs seconds and a second drop soon
+// after outlasts any settle timeout. Instead, an attempt that fails for want of a connection is cut short, a
+// peek on the same receiver (which retries with the client's options, sized for the lock) recovers its
+// links, and the settlement is tried again.
+const byTokenAttempt = time.Second
+
 // settleOn calls onLink with the receive link when m came from it and the link is still open, else
 // byTokenFn with the settlement receiver. Deferred messages (received by sequence number, over the
 // management link) always settle by token. A settlement on the link that fails other than with a lost lock,
@@ -79,11 +89,47 @@ func (s *splitReceiver) settleOn(ctx context.Context, m *azservicebus.ReceivedMe
 			if err == nil || ctx.Err() != nil || isLockLost(err) {
 				return err
 			}
+			s.probe(ctx) // the connection is suspect: recover the settlement receiver's links first
 		} else {
 			s.mu.RUnlock()
 		}
 	}
-	return byTokenFn(ctx, s.settle)
+	return s.byToken(ctx, byTokenFn)
+}
+
+// byToken settles by lock token on the settlement receiver in attempts of at most byTokenAttempt until one
+// succeeds, the service answers (the lock is lost, the message is gone, access is denied…) or ctx ends.
+// Between attempts a one-message peek recovers the receiver's connection and links.
+func (s *splitReceiver) byToken(ctx context.Context, fn func(context.Context, *azservicebus.Receiver) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, byTokenAttempt)
+		err := fn(actx, s.settle)
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return err
+		}
+		s.probe(ctx)
+	}
+}
+
+// probe makes a one-message peek on the settlement receiver: it retries with the client's retry options, so
+// after a dropped connection it recovers the receiver's connection and links within the first retry delay.
+func (s *splitReceiver) probe(ctx context.Context) {
+	from := int64(0) // a FromSequenceNumber keeps the peek from updating the receiver's own cursor (unsynchronised)
+	_, _ = s.settle.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
+}
+
+// retryable reports whether a settlement attempt failed for want of a connection (or ran out of its own
+// time) rather than with the service's answer.
+func retryable(err error) bool {
+	var sbErr *azservicebus.Error
+	if errors.As(err, &sbErr) {
+		return sbErr.Code == azservicebus.CodeConnectionLost || sbErr.Code == azservicebus.CodeTimeout
+	}
+	var connErr *amqp.ConnError
+	var sessErr *amqp.SessionError
+	var linkErr *amqp.LinkError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &connErr) || errors.As(err, &sessErr) || errors.As(err, &linkErr)
 }
 
 func (s *splitReceiver) ReceiveMessages(ctx context.Context, n int, o *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {

@@ -161,7 +161,7 @@ const (
 	bPanic  behaviour = "panics"
 	bError  behaviour = "errors"
 	bDefer  behaviour = "defers" // the message that exercises the ledger and the drain in every cell
-	bCustom behaviour = "work"   // TestTwoConnectionDropsOnShortLocks: work for a set time
+	bCustom behaviour = "work"   // the short-lock cell: work for cell.work
 )
 
 // behaviours is the processor of every cell: it does what the body says and records every call.

@@ -3,6 +3,7 @@ package reliability
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -117,13 +118,14 @@ func (c cell) budget() time.Duration {
 // outcome is what a cell observed.
 type outcome struct {
 	cell
-	fired        bool
-	run1, final  process.Summary
-	crashed      bool // the first run died at its crash point (its summary is not checked)
-	states       map[string]endState
-	problems     []string
-	elapsed      time.Duration
-	countersNote string
+	fired       bool
+	run1, final process.Summary
+	crashed     bool // the first run died at its crash point (its summary is not checked)
+	states      map[string]endState
+	problems    []string
+	elapsed     time.Duration
+	unseen      int64  // deliveries in flight to a closing receive link, locked until their lock expired
+	runErr      string // run 1 failed to receive after a connection fault (tolerated, shown)
 }
 
 // expected returns the end states a logical message may have in c.
@@ -142,6 +144,11 @@ func (c cell) expected(id string, o *outcome) []endState {
 		want = []endState{stCompleted}
 		if o.final.LocksLost > 0 {
 			want = append(want, stAvailable) // lost in the last run too: redelivered later
+		}
+		if c.f == fMgmtSlow {
+			// No renewal can succeed: every delivery longer than a lock ends with its lock lost, and a run
+			// that still receives takes the message again, until MaxDeliveryCount dead-letters it.
+			want = append(want, stDeadLettered, stAvailable)
 		}
 	case bHang:
 		want = []endState{stAvailable}
@@ -186,14 +193,21 @@ func runCell(t *testing.T, c cell) *outcome {
 	stop()
 	o.run1, o.crashed = s1, deferCrash != crashNone && r1.fired.Load()
 	o.fired = r1.fired.Load()
-	if err != nil && !o.crashed {
+	switch {
+	case err == nil || o.crashed:
+	case errors.Is(err, process.ErrReceive) && (c.f == fConnDrop || c.f == fTwoDrops):
+		// After a dropped connection the SDK can give up on receiving (seen: the emulator refusing an End for
+		// a session of the old connection); the run stops receiving, settles what it holds and fails. The
+		// cell still checks that nothing is lost.
+		o.runErr = err.Error()
+	default:
 		t.Errorf("run 1: %v", err)
 	}
 	w.awaitUnlocked(ctx)
 	if !o.crashed {
 		o.check("run 1", s1, before, w.counters(), c.f)
 	}
-	if c.noLoss && (s1.LocksLost != 0 || s1.Completed != int64(c.messages())) {
+	if c.noLoss && (s1.LocksLost != 0 || (o.runErr == "" && s1.Completed != int64(c.messages()))) {
 		o.problems = append(o.problems, fmt.Sprintf("run 1 lost %d locks and completed %d of %d messages; want none lost, all completed",
 			s1.LocksLost, s1.Completed, c.messages()))
 	}
@@ -266,8 +280,16 @@ func (o *outcome) check(what string, s process.Summary, before, after broker.Cou
 	if got := d(after.Deferred, before.Deferred); got != s.Deferred {
 		bad = append(bad, fmt.Sprintf("deferred %d ≠ summary %d", got, s.Deferred))
 	}
-	if got := d(after.LockExpired, before.LockExpired); got != s.LocksLost {
-		bad = append(bad, fmt.Sprintf("locks expired %d ≠ summary locks lost %d", got, s.LocksLost))
+	// Deliveries the run never saw: released by the SDK (credit left on the receive link), or in flight to the
+	// link when the run closed it, which stay locked until their lock expires (the race the split receiver
+	// keeps small by closing the link as soon as receiving ends). Every lock that expired is one the run
+	// reported lost, or one of those.
+	unseen := d(after.Received, before.Received) - d(after.Released, before.Released) - s.Received
+	if got := d(after.LockExpired, before.LockExpired); unseen < 0 || got != s.LocksLost+unseen {
+		bad = append(bad, fmt.Sprintf("locks expired %d ≠ summary locks lost %d + %d deliveries the run never saw", got, s.LocksLost, unseen))
+	}
+	if unseen > 0 {
+		o.unseen += unseen
 	}
 	renewed := d(after.LockRenewed, before.LockRenewed)
 	if lossy := f == fConnDrop || f == fMgmtSlow || f == fTwoDrops; renewed < int64(s.Renewals) || (!lossy && renewed != int64(s.Renewals)) {
@@ -430,10 +452,19 @@ func printMatrix(t *testing.T, results []*outcome) {
 		if o.crashed {
 			run1 = "crashed"
 		}
+		if o.unseen > 0 {
+			res += fmt.Sprintf(" (%d unseen)", o.unseen)
+		}
+		if o.runErr != "" {
+			res += " (run 1 receive failed)"
+		}
 		fmt.Fprintf(&b, "%-9s %-22s %-20s %-5t | %-30s | %-30s | %-24s | %s %s\n", o.b, o.f, o.c, o.fired, run1, sum(o.final),
 			ends(o.states), res, o.elapsed.Round(time.Second))
 	}
 	fmt.Fprintf(&b, "%d of %d cells lose or strand nothing and match the emulator's counters\n", len(results)-bad, len(results))
+	fmt.Fprintf(&b, "columns: received/completed/abandoned/dead-lettered/deferred/locks lost/stuck; end state: done = completed once\n")
+	fmt.Fprintf(&b, "by the processor, avail = available again, dfr+row = deferred and indexed, dlq = dead-lettered with a reason;\n")
+	fmt.Fprintf(&b, "unseen = deliveries in flight to a receive link as the run closed it (locked until their lock expired)\n")
 	fmt.Print(b.String())
 }
 

@@ -1,0 +1,85 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/holdfast-dev/holdfast/emulator"
+	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/lockrenew"
+)
+
+// TestSettlementSurvivesADroppedConnection: a message received before the connection dropped is completed
+// within 3 s (nothing renews it here to recover the connection), whether it is settled while the receive
+// link is open or by lock token after it closed. The SDK alone waits at least 3.2 s before its
+// first retry of a settlement (its default retry options, whatever the client's), and retries a disposition
+// on the dead receive link until the context ends.
+func TestSettlementSurvivesADroppedConnection(t *testing.T) {
+	for _, linkOpen := range []bool{true, false} {
+		t.Run(fmt.Sprintf("receive link open %t", linkOpen), func(t *testing.T) {
+			srv, err := emulator.Start(&emulator.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = srv.Close() })
+			props := broker.DefaultQueueProperties()
+			props.LockDuration = 10 * time.Second
+			if err := srv.Broker().CreateQueue("q", props); err != nil {
+				t.Fatal(err)
+			}
+			client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(),
+				&azservicebus.ClientOptions{RetryOptions: lockrenew.RetryOptions(props.LockDuration)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = client.Close(context.Background()) })
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			sender, err := client.NewSender("q", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+				t.Fatal(err)
+			}
+			recv, err := client.NewReceiverForQueue("q", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			settle, err := client.NewReceiverForQueue("q", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &splitReceiver{recv: recv, settle: settle}
+			msgs, err := s.ReceiveMessages(ctx, 1, nil)
+			if err != nil || len(msgs) != 1 {
+				t.Fatalf("receive: %v, %v", msgs, err)
+			}
+			if err := s.RenewMessageLock(ctx, msgs[0], nil); err != nil { // the settlement receiver's links exist
+				t.Fatal(err)
+			}
+			if !linkOpen {
+				s.closeReceive(func() { _ = recv.Close(ctx) })
+			}
+			if n := srv.Faults().DropConnections(); n == 0 {
+				t.Fatal("no connection dropped")
+			}
+			sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
+			defer scancel()
+			if err := s.CompleteMessage(sctx, msgs[0], nil); err != nil {
+				t.Fatalf("complete after the connection dropped: %v", err)
+			}
+			ent, err := srv.Broker().Entity("q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := ent.Stats(); st.Counters.Completed != 1 || st.Active != 0 {
+				t.Fatalf("after the complete: %+v", st)
+			}
+		})
+	}
+}
