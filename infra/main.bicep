@@ -98,6 +98,9 @@ param duplicateDetectionWindowMinutes int = 1440
 @description('Server-side batched store operations.')
 param enableBatchedOperations bool = true
 
+@description('Session-enabled queue or subscription (HOLDFAST_REQUIRES_SESSION): runs accept sessions and process each session\'s messages in order, one at a time. Fixed once the entity exists.')
+param requiresSession bool = false
+
 @description('Maximum entity size in megabytes (deferred messages count toward it).')
 @allowed([
   1024
@@ -146,6 +149,11 @@ param batchSize int = 20
 @minValue(1)
 @maxValue(1000)
 param concurrency int = 8
+
+@description('HOLDFAST_MAX_SESSIONS (requiresSession only): sessions one run holds at once, each processing one message at a time; 0 means the concurrency.')
+@minValue(0)
+@maxValue(1000)
+param maxSessions int = 0
 
 @description('HOLDFAST_PROCESSOR: the built-in message processor. Only processors this version of the handler has are allowed.')
 @allowed([
@@ -248,6 +256,9 @@ var cleanPrefix = reduce(range(0, length(lowerPrefix)), '', (kept, i) => contain
 var prefix = empty(cleanPrefix) ? 'holdfast' : cleanPrefix
 var tags = empty(environmentName) ? {} : { 'azd-env-name': environmentName }
 
+// HOLDFAST_MAX_SESSIONS defaults to the concurrency, as in the handler.
+var effectiveMaxSessions = maxSessions == 0 ? concurrency : maxSessions
+
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
   name: 'id-${prefix}-${token}'
   location: location
@@ -282,6 +293,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     duplicateDetectionWindowMinutes: duplicateDetectionWindowMinutes
     enableBatchedOperations: enableBatchedOperations
     maxSizeInMegabytes: maxSizeInMegabytes
+    requiresSession: requiresSession
     principalId: identity.properties.principalId
     scalerPrincipalId: isJob ? scalerIdentity.properties.principalId : ''
   }
@@ -337,6 +349,8 @@ module functionApp 'modules/functionapp.bicep' = if (!isJob) {
     messageTimeToLiveHours: messageTimeToLiveHours
     batchSize: batchSize
     concurrency: concurrency
+    requiresSession: requiresSession
+    maxSessions: effectiveMaxSessions
     processor: processor
     webhookUrl: webhookUrl
     webhookTimeout: webhookTimeout
@@ -378,6 +392,8 @@ module job 'modules/containerappsjob.bicep' = if (isJob) {
     messageTimeToLiveHours: messageTimeToLiveHours
     batchSize: batchSize
     concurrency: concurrency
+    requiresSession: requiresSession
+    maxSessions: effectiveMaxSessions
     processor: processor
     webhookUrl: webhookUrl
     webhookTimeout: webhookTimeout

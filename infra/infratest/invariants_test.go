@@ -161,6 +161,9 @@ func TestQueueSettings(t *testing.T) {
 		"requiresDuplicateDetection":          {"requiresDuplicateDetection", equals(true)},
 		"duplicateDetectionHistoryTimeWindow": {"duplicateDetectionWindowMinutes", atLeast(int(drainRetryHorizon / time.Minute))},
 		"enableBatchedOperations":             {"enableBatchedOperations", equals(true)},
+		// Sessions change how the handler receives (HOLDFAST_REQUIRES_SESSION, set from the same parameter); a
+		// plain entity is the default.
+		"requiresSession": {"requiresSession", equals(false)},
 		"maxSizeInMegabytes": {"maxSizeInMegabytes", func(p *Decl, def any) error {
 			allowed, err := allowedValues(p)
 			if err != nil || len(allowed) == 0 {
@@ -202,11 +205,10 @@ func TestQueueSettings(t *testing.T) {
 		t.Errorf("duplicate detection window %d min is not shorter than the TTL %d h", window, ttl)
 	}
 
-	// Fixed properties: the handler uses plain receivers and receives deferred messages in batches.
+	// Fixed properties: the handler receives deferred messages in batches.
 	for res, props := range map[string][]string{
-		"queue":             {"requiresSession", "enablePartitioning"},
-		"topic":             {"enablePartitioning"},
-		"topicSubscription": {"requiresSession"},
+		"queue": {"enablePartitioning"},
+		"topic": {"enablePartitioning"},
 	} {
 		d := mustDecl(t, sb, "resource", res)
 		for _, p := range props {
@@ -217,7 +219,7 @@ func TestQueueSettings(t *testing.T) {
 	}
 	// The subscription variant shares the queue's settings.
 	sub := mustDecl(t, sb, "resource", "topicSubscription")
-	for _, p := range []string{"lockDuration", "maxDeliveryCount", "defaultMessageTimeToLive", "deadLetteringOnMessageExpiration", "autoDeleteOnIdle"} {
+	for _, p := range []string{"lockDuration", "maxDeliveryCount", "defaultMessageTimeToLive", "deadLetteringOnMessageExpiration", "autoDeleteOnIdle", "requiresSession"} {
 		q := mustProp(t, "queue", queue.Value, "properties."+p)
 		s := mustProp(t, "subscription", sub.Value, "properties."+p)
 		if q.Text != s.Text {
@@ -500,7 +502,7 @@ func TestAppSettings(t *testing.T) {
 		config.SettingEntity, config.SettingTable, config.SettingBatchSize, config.SettingConcurrency,
 		config.SettingRunBudget, config.SettingMaxLockRenewal, config.SettingProcessor, config.SettingWebhookURL,
 		config.SettingWebhookTimeout, config.SettingWebhookHeaders, config.SettingWebhookAudience,
-		config.SettingLockDuration, config.SettingMessageTTL, "ProcessQueueSchedule",
+		config.SettingLockDuration, config.SettingMessageTTL, config.SettingRequiresSession, config.SettingMaxSessions, "ProcessQueueSchedule",
 		"AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
 		"AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId", config.SettingFunctionTimeout, config.SettingLockDuration,
 		"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "AZURE_CLIENT_ID",

@@ -290,6 +290,55 @@ func TestTemplateRangeThroughHandlerConfig(t *testing.T) {
 	}
 }
 
+// TestSessionsThroughHandlerConfig: requiresSession makes the entity session-enabled and the handler run
+// sessions, on every plan; maxSessions reaches HOLDFAST_MAX_SESSIONS, and 0 (the default) means the concurrency,
+// as in the handler.
+func TestSessionsThroughHandlerConfig(t *testing.T) {
+	main := load(t, "main.bicep")
+	for _, plan := range mustAllowed(t, main, "hostingPlan") {
+		for _, tc := range []struct {
+			params          map[string]any
+			session         bool
+			wantMaxSessions int
+		}{
+			{map[string]any{}, false, 8},
+			{map[string]any{"requiresSession": true}, true, 8},
+			{map[string]any{"requiresSession": true, "concurrency": 20}, true, 20},
+			{map[string]any{"requiresSession": true, "maxSessions": 3}, true, 3},
+			{map[string]any{"requiresSession": true, "entityKind": "topic", "maxSessions": 1000}, true, 1000},
+		} {
+			t.Run(fmt.Sprintf("%v/%v", plan, tc.params), func(t *testing.T) {
+				params := map[string]any{"hostingPlan": plan}
+				for k, v := range tc.params {
+					params[k] = v
+				}
+				s, err := deploy(params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				settings, err := appSettings(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg, err := loadHandlerConfig(s, settings)
+				if err != nil {
+					t.Fatalf("the handler refuses the template's settings: %v", err)
+				}
+				if cfg.RequiresSession != tc.session || cfg.MaxSessions != tc.wantMaxSessions {
+					t.Errorf("handler RequiresSession %v MaxSessions %d; want %v and %d", cfg.RequiresSession, cfg.MaxSessions, tc.session, tc.wantMaxSessions)
+				}
+				sb, err := s.Module("serviceBus")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := sb.Param("requiresSession"); got != tc.session {
+					t.Errorf("entity requiresSession %v; want %v", got, tc.session)
+				}
+			})
+		}
+	}
+}
+
 // checkRefusedByBoth asserts that a processor the template does not allow is refused by the handler as well:
 // the settings are the template's for the demo processor with HOLDFAST_PROCESSOR (and the webhook URL) changed.
 func checkRefusedByBoth(t *testing.T, params map[string]any, proc string) {

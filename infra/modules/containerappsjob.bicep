@@ -137,6 +137,14 @@ param batchSize int
 @maxValue(1000)
 param concurrency int
 
+@description('HOLDFAST_REQUIRES_SESSION: the entity is session-enabled.')
+param requiresSession bool
+
+@description('HOLDFAST_MAX_SESSIONS: sessions one run holds at once (session-enabled entities).')
+@minValue(1)
+@maxValue(1000)
+param maxSessions int
+
 @description('HOLDFAST_PROCESSOR: the built-in message processor.')
 @allowed([
   'demo'
@@ -186,6 +194,8 @@ var settings = {
   HOLDFAST_DEFERRAL_TABLE: deferralTableName
   HOLDFAST_BATCH_SIZE: string(batchSize)
   HOLDFAST_CONCURRENCY: string(concurrency)
+  HOLDFAST_REQUIRES_SESSION: string(requiresSession)
+  HOLDFAST_MAX_SESSIONS: string(maxSessions)
   HOLDFAST_RUN_BUDGET: runBudget
   HOLDFAST_MAX_LOCK_RENEWAL: runBudget
   HOLDFAST_PROCESS_TIMEOUT: '${replicaTimeoutSeconds}s'

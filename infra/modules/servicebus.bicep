@@ -93,6 +93,9 @@ param enableBatchedOperations bool
 ])
 param maxSizeInMegabytes int
 
+@description('Session-enabled queue or subscription: the handler then accepts sessions (HOLDFAST_REQUIRES_SESSION). Cannot be changed after the entity is created.')
+param requiresSession bool
+
 @description('Principal ID of the app identity that gets Data Receiver and Data Sender on the entity.')
 @minLength(36)
 @maxLength(36)
@@ -137,7 +140,7 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = if (isQueue
     duplicateDetectionHistoryTimeWindow: duplicateDetectionHistoryTimeWindow
     enableBatchedOperations: enableBatchedOperations
     maxSizeInMegabytes: maxSizeInMegabytes
-    requiresSession: false // the handler uses plain (non-session) receivers
+    requiresSession: requiresSession
     enablePartitioning: false // a partitioned entity cannot receive deferred messages from two partitions in one call
   }
 }
@@ -166,7 +169,7 @@ resource topicSubscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions
     deadLetteringOnMessageExpiration: deadLetteringOnMessageExpiration
     autoDeleteOnIdle: autoDeleteOnIdle
     enableBatchedOperations: enableBatchedOperations
-    requiresSession: false
+    requiresSession: requiresSession
   }
 }
 
