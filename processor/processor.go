@@ -15,9 +15,11 @@ import (
 //
 // Process is called from a run's worker goroutines, possibly for several messages at once, so it must be safe
 // for concurrent use. It blocks for as long as the work takes and must return promptly once ctx is done:
-// ctx is cancelled with a cause when the message's lock is lost, the maximum lock renewal duration is reached
-// or the run budget is exhausted (see context.Cause). After ctx is done the run does not complete the message,
-// whatever Outcome is returned.
+// ctx is cancelled with a cause when the message's lock is lost (lockrenew.ErrLockLost; on a session-enabled
+// entity, the session's lock: lockrenew.ErrSessionLockLost, which wraps it), the maximum lock renewal duration
+// is reached or the run budget is exhausted (see context.Cause). After ctx is done the run does not complete the
+// message, whatever Outcome is returned. On a session-enabled entity the messages of one session are processed
+// one at a time, in order; messages of different sessions concurrently.
 //
 // A Process call that has not returned a short grace period after ctx is done is abandoned by the run: the run
 // stops waiting for it, abandons the message while its lock is still held, counts it as stuck in the run's
