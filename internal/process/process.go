@@ -91,7 +91,9 @@ type Options struct {
 	Budget time.Duration
 	// BatchSize bounds one ReceiveMessages call; the run asks for min(BatchSize, free workers). 0 ⇒ 20.
 	BatchSize int
-	// Concurrency is the number of messages processed at once. 0 ⇒ 8.
+	// Concurrency is the number of messages processed at once. A worker is free again as soon as its
+	// processor returns; up to Concurrency more messages may then be being settled, so at most 2×Concurrency
+	// are held at once. 0 ⇒ 8.
 	Concurrency int
 	// MaxLockRenewal bounds how long one message's lock is renewed. 0 ⇒ Budget.
 	MaxLockRenewal time.Duration
