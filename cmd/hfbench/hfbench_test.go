@@ -69,7 +69,7 @@ func TestSoakClassShares(t *testing.T) {
 }
 
 func TestFormatNumber(t *testing.T) {
-	for v, want := range map[float64]string{14160: "14160", 1.0204: "1.02", 0.5: "0.5", 123.6: "124"} {
+	for v, want := range map[float64]string{14160: "14160", 1.0204: "1.02", 1.008: "1.008", 0.5: "0.5", 123.64: "123.6"} {
 		if got := formatNumber(v); got != want {
 			t.Errorf("formatNumber(%v) = %q, want %q", v, got, want)
 		}

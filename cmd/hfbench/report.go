@@ -349,12 +349,12 @@ func benchTable(rows []benchRow, units []string) string {
 	return b.String()
 }
 
-// formatNumber prints v with three significant digits, or as a whole number from 100 on.
+// formatNumber prints v with four significant digits, or as a whole number from 1,000 on.
 func formatNumber(v float64) string {
-	if v >= 100 || v <= -100 {
+	if v >= 1000 || v <= -1000 {
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
+	return strconv.FormatFloat(v, 'g', 4, 64)
 }
 
 // markdownRows parses the first Markdown table in text into one map per row, keyed by header.

@@ -128,7 +128,12 @@ func throughput(w io.Writer, o throughputOptions) (p1Summary, error) {
 	results := make([][]pathResult, len(paths))
 	stamps := make([]int64, o.messages)
 	for round := range o.rounds {
-		for i, p := range paths {
+		for k := range paths {
+			i := k
+			if round%2 == 1 {
+				i = len(paths) - 1 - k // every other round in reverse order, so no path always comes first
+			}
+			p := paths[i]
 			if err := benchkit.Send(ctx, client, queue, o.messages, o.size, fmt.Sprintf("r%dp%d-", round, i)); err != nil {
 				return sum, err
 			}
@@ -174,7 +179,7 @@ func throughput(w io.Writer, o throughputOptions) (p1Summary, error) {
 		}
 	}
 
-	fmt.Fprintf(w, "%d rounds; each round sends %d messages of %d B per path (not timed), then the path receives and settles them. "+
+	fmt.Fprintf(w, "%d rounds, the paths in turn (every other round in reverse order); each round sends %d messages of %d B per path (not timed), then the path receives and settles them. "+
 		"Steady state: the rate between the 10th and the 90th percentile message. Whole call: from the call to the last "+
 		"message settled, receiver set-up included, the run's empty-queue wait (%v) excluded. CPU per message over the whole call.\n\n",
 		o.rounds, o.messages, o.size, idleWait)
