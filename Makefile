@@ -145,7 +145,7 @@ reliability: npm-deps
 	  ./internal/reliability -args -reliability.full | grep --line-buffered -v -E '^(=== (RUN|PAUSE|CONT)|    --- PASS)'
 
 # --- benchmarks (not in CI) ----------------------------------------------------------------------
-# bench writes BENCHMARKS.md from one run (about 15 minutes): a headline table, then P1 throughput of a run at
+# bench writes BENCHMARKS.md from one run (about 5 minutes): a headline table, then P1 throughput of a run at
 # the default settings against the raw SDK receive→complete loop, P2 renewals with 300 ms injected latency
 # against two hand-written policies, P3 the deferred and dead-letter drains (1k vs 10k), P4 handler start-up,
 # P5 emulator vs client CPU (sbbench), 1/2/4 worker instances on one queue (hfscale), the last `make soak`
