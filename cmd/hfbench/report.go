@@ -35,6 +35,7 @@ type section struct {
 	goal        string // headline: what is measured
 	result      string // headline: the figures
 	target      string // headline: the goal
+	noise       string // a sentence for the report's noise paragraph, if the section measured its noise
 	err         error
 }
 
@@ -86,7 +87,11 @@ func report(o reportOptions) error {
 	fmt.Fprintf(&b, "**Noise.** The machine is shared: other work changes absolute figures between runs by ±30%% or more. "+
 		"Comparisons are therefore measured side by side in one run (P1 alternates its paths round by round and reports the "+
 		"median ratio and its spread; P2 runs its three policies at the same time); the load average is printed with every "+
-		"section. Read absolute numbers as context.\n\n")
+		"section. Read absolute numbers as context.")
+	for _, s := range sections {
+		b.WriteString(s.noise)
+	}
+	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "## Headline\n\n| goal | result | target |\n|---|---|---|\n")
 	for _, s := range sections {
 		if s.goal != "" {
@@ -116,6 +121,10 @@ func p1Section(o reportOptions, rounds, messages int) section {
 	s.body, s.err = b.String(), err
 	if err == nil {
 		s.result = fmt.Sprintf("**%.2f×** (median of %d rounds; %.2f–%.2f)", sum.ratio, sum.rounds, sum.lo, sum.hi)
+		if sum.rawMedian > 0 {
+			s.noise = fmt.Sprintf(" In this run the raw loop's own rate ranged over %.0f–%.0f msg/s across P1's rounds (%+.0f %% / %+.0f %% of its median).",
+				sum.rawLo, sum.rawHi, 100*(sum.rawLo/sum.rawMedian-1), 100*(sum.rawHi/sum.rawMedian-1))
+		}
 	}
 	s.body += "\nHow: `hfbench throughput` (`-cpuprofile` writes a profile of each path's consumption). The emulator is " +
 		"`cmd/sbemulator` in a process of its own; the client CPU is this process's. The run settles on the receive link " +

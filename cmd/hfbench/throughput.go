@@ -35,6 +35,8 @@ type throughputOptions struct {
 type p1Summary struct {
 	ratio, lo, hi float64
 	rounds        int
+	rawLo, rawHi  float64 // the raw loop's steady rate, smallest and largest over the rounds: the noise
+	rawMedian     float64
 }
 
 // pathResult is one path's measurement in one round.
@@ -194,8 +196,12 @@ func throughput(w io.Writer, o throughputOptions) (p1Summary, error) {
 			ecpu = append(ecpu, float64(res.emuCPU.Microseconds())/float64(o.messages))
 		}
 		lo, hi := benchkit.Spread(ratios)
-		if p.key == "service" {
-			sum = p1Summary{ratio: benchkit.Median(ratios), lo: lo, hi: hi, rounds: o.rounds}
+		switch p.key {
+		case "service":
+			sum.ratio, sum.lo, sum.hi, sum.rounds = benchkit.Median(ratios), lo, hi, o.rounds
+		case "raw":
+			sum.rawLo, sum.rawHi = benchkit.Spread(steady)
+			sum.rawMedian = benchkit.Median(steady)
 		}
 		ratio := fmt.Sprintf("**%.2f×** (%.2f–%.2f)", benchkit.Median(ratios), lo, hi)
 		if i == 0 {
@@ -203,6 +209,10 @@ func throughput(w io.Writer, o throughputOptions) (p1Summary, error) {
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %s | %.0f | %.1f | %.1f |\n", p.name, benchkit.Median(steady), ratio,
 			benchkit.Median(whole), benchkit.Median(ccpu), benchkit.Median(ecpu))
+	}
+	if sum.rawMedian > 0 {
+		fmt.Fprintf(w, "\nNoise in this run: the raw loop's steady rate ranged over %.0f–%.0f msg/s across the rounds (%+.0f %% / %+.0f %% of its median).\n",
+			sum.rawLo, sum.rawHi, 100*(sum.rawLo/sum.rawMedian-1), 100*(sum.rawHi/sum.rawMedian-1))
 	}
 	return sum, nil
 }
