@@ -160,41 +160,33 @@ func p2Section(hold time.Duration) section {
 	return s
 }
 
-func p3Section(o reportOptions, bench string) section {
-	s := section{title: "P3: draining deferred messages", goal: "P3: deferred drain, Service Bus operations per resubmitted message; 10,000 messages",
-		target: "≤ 1.05 ops/msg, ≤ 30 s, memory bounded by the page"}
-	rows, raw, err := goBench(o, bench, "1x", "./internal/drain/")
-	s.body, s.err = benchTable(rows, []string{"sbops/msg", "drain-s", "msgs/s", "rss-growth-MiB", "heap-growth-MiB", "peak-rss-MiB"}), err
+// drainSection runs one of the drains' Go benchmarks (P3) and sums it up from its 10,000-message case at the
+// default page size (bigCase) against its 1,000-message one.
+func drainSection(o reportOptions, s section, bench, pkg, bigCase, smallCase, extra, where string) section {
+	s.target = "≤ 1.05 ops/msg, ≤ 30 s, memory bounded by the page"
+	rows, raw, err := goBench(o, bench, "1x", pkg)
+	s.body, s.err = benchTable(rows, []string{"sbops/msg", "drain-s", "msgs/s", "rss-growth-MiB", "heap-growth-MiB", extra}), err
 	if err != nil {
 		s.body += "\n```\n" + tail(raw, 30) + "```\n"
 	}
-	if r := findBench(rows, "n=10000/page=100"); r != nil {
-		s.result = fmt.Sprintf("**%.3f** ops/msg; 10k in %.1f s; RSS growth %.1f MiB (1k: %.1f MiB)", r.metrics["sbops/msg"], r.metrics["drain-s"],
-			r.metrics["rss-growth-MiB"], metric(findBench(rows, "n=1000/page=100"), "rss-growth-MiB"))
+	if r := findBench(rows, bigCase); r != nil {
+		s.result = fmt.Sprintf("**%.3f** ops/msg; 10k in %.2f s; RSS growth %.1f MiB (1k: %.1f MiB)", r.metrics["sbops/msg"], r.metrics["drain-s"],
+			r.metrics["rss-growth-MiB"], metric(findBench(rows, smallCase), "rss-growth-MiB"))
 	}
-	s.body += "\nHow: `go test -bench '" + bench + "' -benchtime 1x ./internal/drain/` (in-process emulator and Azurite).\n"
+	s.body += "\nHow: `go test -bench '" + bench + "' -benchtime 1x " + pkg + "` (" + where + ").\n"
 	return s
 }
 
+func p3Section(o reportOptions, bench string) section {
+	return drainSection(o, section{title: "P3: draining deferred messages",
+		goal: "P3: deferred drain, Service Bus operations per resubmitted message; 10,000 messages"},
+		bench, "./internal/drain/", "n=10000/page=100", "n=1000/page=100", "peak-rss-MiB", "in-process emulator and Azurite")
+}
+
 func deadLetterSection(o reportOptions, bench string) section {
-	s := section{title: "P3: draining the dead-letter queue", goal: "P3: dead-letter drain, operations per message; 10,000 messages",
-		target: "≤ 1.05 ops/msg, ≤ 30 s, memory bounded by the page"}
-	rows, raw, err := goBench(o, bench, "1x", "./internal/deadletter/")
-	s.body, s.err = benchTable(rows, []string{"sbops/msg", "drain-s", "msgs/s", "rss-growth-MiB", "heap-growth-MiB", "heap-retained-MiB"}), err
-	if err != nil {
-		s.body += "\n```\n" + tail(raw, 30) + "```\n"
-	}
-	var big *benchRow
-	for i := range rows {
-		if strings.Contains(rows[i].name, "10000") {
-			big = &rows[i]
-		}
-	}
-	if big != nil {
-		s.result = fmt.Sprintf("**%.3f** ops/msg; 10k in %.2f s", big.metrics["sbops/msg"], big.metrics["drain-s"])
-	}
-	s.body += "\nHow: `go test -bench '" + bench + "' -benchtime 1x ./internal/deadletter/` (in-process emulator).\n"
-	return s
+	return drainSection(o, section{title: "P3: draining the dead-letter queue",
+		goal: "P3: dead-letter drain, operations per message; 10,000 messages"},
+		bench, "./internal/deadletter/", "n=10000/page=250", "n=1000/page=250", "heap-retained-MiB", "in-process emulator")
 }
 
 func p4Section(o reportOptions) section {
