@@ -422,7 +422,9 @@ func commit() string {
 		return "unknown"
 	}
 	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+	// The benchmark outputs themselves (this report, the soak's summary) do not count as local changes.
+	st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md", ":!docs/soak.json").Output()
+	if err == nil && len(bytes.TrimSpace(st)) > 0 {
 		c += " + local changes"
 	}
 	return c
