@@ -3,7 +3,6 @@ package holdfast
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,16 +42,7 @@ func TestDrainRoutesAgainstEmulator(t *testing.T) {
 
 	post := func(path, body string, out any) int {
 		t.Helper()
-		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("POST %s: %q is not JSON", path, b)
-		}
-		return resp.StatusCode
+		return postJSON(t, base+path, body, out)
 	}
 	var sum map[string]any
 	if st := post("/ProcessQueue", `{"Data":{"timer":{"IsPastDue":false}},"Metadata":{}}`, &sum); st != 200 {

@@ -285,20 +285,8 @@ func (s *Service) page(ctx context.Context, req Request, rows []ledger.Row, out 
 // of its session. The rows of a session that cannot be accepted (another receiver holds it: a run is
 // processing it) are released and reported failed, saying so; they stay for a later call.
 func (s *Service) pageSessions(ctx context.Context, req Request, leased []ledger.Row, out *result) error {
-	bySession := map[string][]ledger.Row{}
-	var order []string
-	for _, r := range leased {
-		sid := ""
-		if r.SessionID != nil {
-			sid = *r.SessionID
-		}
-		if _, ok := bySession[sid]; !ok {
-			order = append(order, sid)
-		}
-		bySession[sid] = append(bySession[sid], r)
-	}
-	for _, sid := range order {
-		rows := bySession[sid]
+	for _, g := range ledger.GroupBySession(leased) {
+		sid, rows := g.SessionID, g.Rows
 		cctx, cancel := s.call(ctx)
 		recv, release, err := s.o.Sessions(cctx, sid)
 		cancel()

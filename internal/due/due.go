@@ -88,11 +88,7 @@ func (s *Source) TakeDue(ctx context.Context, r process.DueReceiver, max int, cl
 	if max <= 0 {
 		return nil, nil
 	}
-	rows, err := s.ledger.Due(ctx, s.now(), max)
-	if err != nil && len(rows) == 0 {
-		return nil, fmt.Errorf("due: read due rows: %w", err)
-	}
-	claimed := s.claim(ctx, rows, claimUntil)
+	claimed, err := s.claimDue(ctx, max, claimUntil)
 	if len(claimed) == 0 {
 		return nil, err
 	}
@@ -115,26 +111,14 @@ func (s *Source) ClaimDueSessions(ctx context.Context, max int, claimUntil time.
 	if max <= 0 {
 		return nil, nil
 	}
-	rows, err := s.ledger.Due(ctx, s.now(), max)
-	if err != nil && len(rows) == 0 {
-		return nil, fmt.Errorf("due: read due rows: %w", err)
+	claimed, err := s.claimDue(ctx, max, claimUntil)
+	if err != nil && len(claimed) == 0 {
+		return nil, err
 	}
-	claimed := s.claim(ctx, rows, claimUntil)
-	bySession := map[string][]ledger.Row{}
-	var order []string
-	for _, r := range claimed {
-		sid := ""
-		if r.SessionID != nil {
-			sid = *r.SessionID
-		}
-		if _, ok := bySession[sid]; !ok {
-			order = append(order, sid)
-		}
-		bySession[sid] = append(bySession[sid], r)
-	}
-	out := make([]process.DueSession, 0, len(order))
-	for _, sid := range order {
-		rows := bySession[sid]
+	groups := ledger.GroupBySession(claimed)
+	out := make([]process.DueSession, 0, len(groups))
+	for _, g := range groups {
+		sid, rows := g.SessionID, g.Rows
 		out = append(out, process.DueSession{
 			SessionID: sid,
 			Take: func(ctx context.Context, r process.DueReceiver) ([]process.DueMessage, error) {
@@ -155,10 +139,20 @@ func (s *Source) ClaimDueSessions(ctx context.Context, max int, claimUntil time.
 			},
 		})
 	}
+	return out, err
+}
+
+// claimDue reads up to max due rows and claims them until claimUntil. The error says the rows could not all be
+// read; the rows claimed before that are returned with it.
+func (s *Source) claimDue(ctx context.Context, max int, claimUntil time.Time) ([]ledger.Row, error) {
+	rows, err := s.ledger.Due(ctx, s.now(), max)
 	if err != nil {
-		return out, fmt.Errorf("due: read due rows: %w", err)
+		err = fmt.Errorf("due: read due rows: %w", err)
 	}
-	return out, nil
+	if len(rows) == 0 {
+		return nil, err
+	}
+	return s.claim(ctx, rows, claimUntil), err
 }
 
 // claim claims rows until claimUntil; rows another drain or run took first are skipped.

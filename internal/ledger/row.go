@@ -57,6 +57,32 @@ type Row struct {
 	ETag azcore.ETag `json:"-"`
 }
 
+// SessionRows are the rows of one session, as GroupBySession returns them.
+type SessionRows struct {
+	SessionID string // "" also for rows without a session
+	Rows      []Row
+}
+
+// GroupBySession groups rows by session, sessions in the order they first appear, rows in their order.
+func GroupBySession(rows []Row) []SessionRows {
+	var out []SessionRows
+	at := map[string]int{}
+	for _, r := range rows {
+		sid := ""
+		if r.SessionID != nil {
+			sid = *r.SessionID
+		}
+		i, ok := at[sid]
+		if !ok {
+			i = len(out)
+			at[sid] = i
+			out = append(out, SessionRows{SessionID: sid})
+		}
+		out[i].Rows = append(out[i].Rows, r)
+	}
+	return out
+}
+
 // Leasable reports whether a drain or a run may lease r at now: it is deferred, or a previous drain's or
 // run's lease ran out. Pending rows are not leasable: their message may not be deferred (Reconcile settles
 // which).

@@ -88,14 +88,7 @@ func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options)
 
 // execute runs the receive loop on the calling goroutine, then joins the workers and the renewer.
 func (r *run) execute() (Summary, error) {
-	// The budget timer cancels every message still in progress at the deadline. AfterFunc's goroutine is
-	// stopped (or joined through budgetDone) before execute returns.
-	budgetDone := make(chan struct{})
-	budget := time.AfterFunc(time.Until(r.deadline), func() {
-		defer close(budgetDone)
-		r.cancelWork(ErrBudgetExhausted)
-	})
-
+	stopBudget := r.startBudget()
 	r.dueLoop()
 	err := r.receiveLoop()
 	if r.o.ReceiveDone != nil {
@@ -103,12 +96,30 @@ func (r *run) execute() (Summary, error) {
 	}
 	close(r.receiveStopped)
 	r.workers.Wait()
-	if !budget.Stop() {
-		<-budgetDone
+	return r.finish(stopBudget, err)
+}
+
+// startBudget arms the budget timer, which cancels every message still in progress at the deadline. The
+// returned function stops it, or joins its AfterFunc goroutine when it fired.
+func (r *run) startBudget() (stop func()) {
+	budgetDone := make(chan struct{})
+	budget := time.AfterFunc(time.Until(r.deadline), func() {
+		defer close(budgetDone)
+		r.cancelWork(ErrBudgetExhausted)
+	})
+	return func() {
+		if !budget.Stop() {
+			<-budgetDone
+		}
 	}
+}
+
+// finish ends a run whose work is joined: it stops the budget timer and the renewer, logs the summary and
+// returns it with err.
+func (r *run) finish(stopBudget func(), err error) (Summary, error) {
+	stopBudget()
 	r.cancelWork(context.Canceled)
 	r.renewer.Close()
-
 	s := r.summary()
 	attrs := []any{slog.Any("summary", s)}
 	if err != nil {

@@ -119,14 +119,10 @@ func RunSessions(ctx context.Context, s Sessions, p processor.Processor, opts *O
 	return r.executeSessions()
 }
 
-// executeSessions runs MaxSessions session workers on the calling goroutine's behalf and joins them.
+// executeSessions runs MaxSessions session workers (each first serves due sessions, then accepts the next
+// available ones) and joins them, on the calling goroutine's behalf.
 func (r *run) executeSessions() (Summary, error) {
-	budgetDone := make(chan struct{})
-	budget := time.AfterFunc(time.Until(r.deadline), func() {
-		defer close(budgetDone)
-		r.cancelWork(ErrBudgetExhausted)
-	})
-
+	stopBudget := r.startBudget()
 	jobs := r.claimDueSessions()
 	var errMu sync.Mutex
 	var firstErr error // guarded by errMu
@@ -149,22 +145,7 @@ func (r *run) executeSessions() (Summary, error) {
 	if r.o.ReceiveDone != nil {
 		r.o.ReceiveDone()
 	}
-	r.workers.Wait() // nothing is dispatched to r.workers in a session run; kept for symmetry with Run
-	if !budget.Stop() {
-		<-budgetDone
-	}
-	r.cancelWork(context.Canceled)
-	r.renewer.Close()
-
-	s := r.summary()
-	attrs := []any{slog.Any("summary", s)}
-	if firstErr != nil {
-		attrs = append(attrs, slog.Any("error", firstErr))
-		r.logger.Error("run failed", attrs...)
-	} else {
-		r.logger.Info("run finished", attrs...)
-	}
-	return s, firstErr
+	return r.finish(stopBudget, firstErr)
 }
 
 // sessionWorker accepts the next available session and serves it, again and again, until none is available

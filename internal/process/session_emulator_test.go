@@ -146,6 +146,7 @@ func TestEmulatorSessionsInOrderAcrossSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("summary %s", s)
 	if s.Sessions != 3 || s.Received != 15 || s.Completed != 15 || s.Abandoned != 0 || s.LocksLost != 0 || s.SessionLocksLost != 0 {
 		t.Fatalf("summary %+v; want 3 sessions, 15 messages completed, nothing abandoned or lost", s)
 	}
