@@ -551,3 +551,32 @@ func TestSessionRunDueMessages(t *testing.T) {
 		}
 	})
 }
+
+// A processor that ignores its context at the budget's end is given up on after StuckGrace: its message is
+// abandoned through the session's receiver, counted stuck, and the session released.
+func TestSessionRunStuckProcessor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSessions(30 * time.Second)
+		f.add("s", "1")
+		unblock := make(chan struct{})
+		p := processor.Func(func(context.Context, *azservicebus.ReceivedMessage) processor.Outcome {
+			<-unblock // ignores its context
+			return processor.Complete()
+		})
+		s, err := RunSessions(context.Background(), f, p, sessionOpts(Options{Budget: 20 * time.Second, StuckGrace: 2 * time.Second}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Stuck != 1 || s.Abandoned != 1 || s.Completed != 0 {
+			t.Fatalf("summary %+v; want the message abandoned and counted stuck", s)
+		}
+		if r := f.recv[0]; !slices.Equal(r.order, []string{"abandon:s/1"}) || !r.closed {
+			t.Errorf("receiver settled %v, closed %v", r.order, r.closed)
+		}
+		close(unblock) // the processor returns late; its Complete is ignored
+		synctest.Wait()
+		if got := f.recv[0].order; len(got) != 1 {
+			t.Errorf("late outcome settled the message: %v", got)
+		}
+	})
+}
