@@ -256,7 +256,8 @@ func soakSection(o reportOptions) section {
 		r.Lost, r.Messages, r.Runs, r.GoroutineMin, r.GoroutineMax, r.GoroutineBase, r.RSSMaxMiB, r.Date.Format("2006-01-02"))
 	s.body += "\nHow: `make soak` (`go run ./cmd/hfbench soak -out " + o.soakFile + "`): the real handler (`holdfast.Run` as a " +
 		"custom handler, with the soak's processor and a ledger in Azurite), ProcessQueue invocations over HTTP as the " +
-		"Functions host sends them, the emulator in the same process; the soak fails when a message is lost or a run leaves " +
+		"Functions host sends them, the emulator (`cmd/sbemulator`) and Azurite as child processes, so the goroutines and " +
+		"memory counted are the handler's; the soak fails when a message is lost or a run leaves " +
 		"goroutines behind. Classes by message ID: fail-once and panic-once are abandoned on their first delivery, " +
 		"defer-once comes back through the due phase, slow messages outlast their 5 s lock.\n"
 	return s
