@@ -209,6 +209,13 @@ func (c *conn) handle(f wire.Frame) (done bool, _ *wire.Error) {
 		return false, &wire.Error{Condition: condNotAllowed, Description: "open received twice"}
 	}
 	s := c.sessions[f.Channel] // only this goroutine writes the map
+	if _, isEnd := f.Body.(*wire.End); isEnd && s == nil {
+		// A client that gave up waiting for a session to begin ends it later, whether or not its begin was
+		// ever sent (go-amqp's Conn.NewSession: a failed begin is "abandoned", and the next NewSession sends
+		// end on its channel). Nothing is open on the channel, so there is nothing to end or to answer.
+		c.log.Info("end on a channel with no session, ignored", "channel", f.Channel)
+		return false, nil
+	}
 	if s == nil {
 		return false, &wire.Error{Condition: condNotAllowed, Description: fmt.Sprintf("%T on channel %d, which has no session", f.Body, f.Channel)}
 	}

@@ -330,6 +330,25 @@ func TestRawTransfers(t *testing.T) {
 	}
 }
 
+// TestEndOnAChannelWithoutSessionIsIgnored: go-amqp ends an "abandoned" session (one whose begin timed out)
+// on its next NewSession even when the begin never reached the peer; that end must not cost the connection.
+// Mutation: treating it like any other frame on a channel without a session closes the connection with
+// amqp:not-allowed and the begin below gets a close instead of its reply.
+func TestEndOnAChannelWithoutSessionIsIgnored(t *testing.T) {
+	srv := startServer(t, nil)
+	rc := rawDial(t, srv)
+	rc.send(3, &wire.End{}, nil)
+	rc.send(0, &wire.Begin{IncomingWindow: 100, OutgoingWindow: 100, HandleMax: 10}, nil)
+	if b := expectBody[*wire.Begin](rc); b.RemoteChannel == nil || *b.RemoteChannel != 0 {
+		t.Fatalf("begin reply %+v", b)
+	}
+	// Any other frame on a channel without a session still closes the connection.
+	rc.send(3, &wire.Detach{Handle: 0}, nil)
+	if cl := expectBody[*wire.Close](rc); cl.Error == nil || cl.Error.Condition != "amqp:not-allowed" {
+		t.Fatalf("close %+v, want amqp:not-allowed", cl)
+	}
+}
+
 func TestKeepAlive(t *testing.T) {
 	srv := startServer(t, &emulator.Options{KeepAlive: 10 * time.Millisecond})
 	rc := rawDial(t, srv)
