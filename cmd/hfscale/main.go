@@ -24,7 +24,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -32,6 +31,7 @@ import (
 
 	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/internal/benchkit"
 	"github.com/holdfast-dev/holdfast/internal/fleet"
 )
 
@@ -131,7 +131,7 @@ func measure(bin string, n, messages int) (Row, error) {
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"ServiceBusConnection=" + srv.ConnectionString(), "HOLDFAST_ENTITY=" + queue, "HOLDFAST_PROCESSOR=demo"}
 
-	cpu0 := selfCPU()
+	cpu0 := benchkit.SelfCPU()
 	start := time.Now()
 	f, err := fleet.Start(fleet.Options{Binary: bin, Env: env, N: n})
 	if err != nil {
@@ -146,7 +146,7 @@ func measure(bin string, n, messages int) (Row, error) {
 		time.Sleep(pollInterval)
 	}
 	elapsed := time.Since(start)
-	emuCPU := selfCPU() - cpu0
+	emuCPU := benchkit.SelfCPU() - cpu0
 	if err := f.Stop(time.Minute); err != nil {
 		return Row{}, fmt.Errorf("stopping the instances: %w", err)
 	}
@@ -204,13 +204,6 @@ func fill(srv *emulator.Server, messages int) error {
 		}
 	}
 	return nil
-}
-
-// selfCPU is this process's user + system CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func write(w io.Writer, format string, rows []Row) error {

@@ -49,7 +49,10 @@ func startEnv(t testing.TB, maxDelivery int) *env {
 	if err := srv.Broker().CreateQueue(q, props); err != nil {
 		t.Fatal(err)
 	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
+	// The retries the handler's clients use (config HOLDFAST_LOCK_DURATION): with the SDK's defaults one slow
+	// renewal on a loaded machine waits about 4 s to retry, longer than a 2 s lock.
+	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(),
+		&azservicebus.ClientOptions{RetryOptions: lockrenew.RetryOptions(lockDuration)})
 	if err != nil {
 		t.Fatal(err)
 	}
