@@ -10,6 +10,7 @@ import (
 
 	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/internal/testenv"
 	"github.com/holdfast-dev/holdfast/lockrenew"
 )
 
@@ -21,27 +22,11 @@ const emulatorLock = 2 * time.Second
 // and receives them. Everything is closed when the test ends.
 func emulatorReceiver(t *testing.T, n int) (*azservicebus.Receiver, []*azservicebus.ReceivedMessage) {
 	t.Helper()
-	srv, err := emulator.Start(nil)
-	if err != nil {
-		t.Fatalf("emulator.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("emulator Close: %v", err)
-		}
-	})
 	props := broker.DefaultQueueProperties()
 	props.LockDuration = emulatorLock
-	if err := srv.Broker().CreateQueue("renew", props); err != nil {
-		t.Fatalf("CreateQueue: %v", err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), &azservicebus.ClientOptions{
+	_, client := testenv.Emulator(t, "renew", props, &azservicebus.ClientOptions{
 		RetryOptions: azservicebus.RetryOptions{MaxRetries: 2, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond},
 	})
-	if err != nil {
-		t.Fatalf("NewClientFromConnectionString: %v", err)
-	}
-	t.Cleanup(func() { _ = client.Close(context.Background()) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -134,21 +119,9 @@ func TestEmulatorSettledMessageReportsLockLost(t *testing.T) {
 // the session receiver and the message.
 func emulatorSession(t *testing.T, retry azservicebus.RetryOptions) (*emulator.Server, *azservicebus.SessionReceiver, *azservicebus.ReceivedMessage) {
 	t.Helper()
-	srv, err := emulator.Start(nil)
-	if err != nil {
-		t.Fatalf("emulator.Start: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
 	props := broker.DefaultQueueProperties()
 	props.LockDuration, props.RequiresSession = emulatorLock, true
-	if err := srv.Broker().CreateQueue("orders", props); err != nil {
-		t.Fatalf("CreateQueue: %v", err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), &azservicebus.ClientOptions{RetryOptions: retry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close(context.Background()) })
+	srv, client := testenv.Emulator(t, "orders", props, &azservicebus.ClientOptions{RetryOptions: retry})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	sender, err := client.NewSender("orders", nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
 	"github.com/holdfast-dev/holdfast/internal/drain"
+	"github.com/holdfast-dev/holdfast/internal/testenv"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -32,24 +33,12 @@ type env struct {
 
 func newEnv(t testing.TB, lock time.Duration) *env {
 	t.Helper()
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
 	props := broker.DefaultQueueProperties()
 	props.LockDuration, props.MaxDeliveryCount = lock, 10
 	props.RequiresDuplicateDetection = true
 	props.DuplicateDetectionHistoryTimeWindow = 10 * time.Minute
 	const queue = "orders"
-	if err := srv.Broker().CreateQueue(queue, props); err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close(context.Background()) })
+	srv, client := testenv.Emulator(t, queue, props, nil)
 	sender, err := client.NewSender(queue, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -68,11 +68,6 @@ type env struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
 	props := broker.DefaultQueueProperties()
 	props.LockDuration, props.MaxDeliveryCount = 30*time.Second, 10
 	if o.lock > 0 {
@@ -80,14 +75,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	props.RequiresDuplicateDetection = o.dedup
 	const queue = "orders"
-	if err := srv.Broker().CreateQueue(queue, props); err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close(context.Background()) })
+	srv, client := testenv.Emulator(t, queue, props, nil)
 	sender, err := client.NewSender(queue, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -31,21 +31,9 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	props := broker.DefaultQueueProperties()
 	props.LockDuration, props.MaxDeliveryCount = 2*time.Second, 10
-	if err := srv.Broker().CreateQueue("q", props); err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(context.Background()) })
+	srv, client := testenv.Emulator(t, "q", props, nil)
 	tc, err := ledger.NewClientFromConnectionString(testenv.Azurite(t), testenv.TableName(t), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
-	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/internal/testenv"
 )
 
 const emulatorLock = 2 * time.Second
@@ -24,22 +24,10 @@ type sbEnv struct {
 
 func startServiceBus(t *testing.T) *sbEnv {
 	t.Helper()
-	srv, err := emulator.Start(&emulator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
 	props := broker.DefaultQueueProperties()
 	props.LockDuration, props.MaxDeliveryCount = emulatorLock, 10
 	const queue = "orders"
-	if err := srv.Broker().CreateQueue(queue, props); err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close(context.Background()) })
+	_, client := testenv.Emulator(t, queue, props, nil)
 	sender, err := client.NewSender(queue, nil)
 	if err != nil {
 		t.Fatal(err)
