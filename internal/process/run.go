@@ -292,27 +292,7 @@ func (w *worker) done() {
 
 // handle processes one message and settles it. It runs on the message's worker goroutine.
 func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage, w *worker) Settlement {
-	log := r.msgLog(msg)
-	out, stuck := r.process(ctx, msg, log)
-	w.toSettling()
-	if stuck {
-		// The processor ignored its context for StuckGrace: its goroutine is left behind, and whatever it
-		// returns later is dropped by process. The message is treated like any cancelled one.
-		r.stuck.Add(1)
-		log.Error("processor did not return after its context ended; the run stops waiting for it and will ignore its outcome",
-			slog.Duration("grace", r.o.StuckGrace), slog.Any("cause", context.Cause(ctx)))
-	}
-	if ctx.Err() != nil {
-		cause := context.Cause(ctx)
-		if errors.Is(cause, lockrenew.ErrLockLost) {
-			// Invariant 1: the lock is gone, so another receiver may own the message; settling would fail
-			// anyway. Service Bus redelivers it.
-			r.locksLost.Add(1)
-			log.Warn("lock lost; message not settled", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
-			return SettledNone
-		}
-		// Budget exhausted, maximum renewal reached or the caller cancelled: the lock is still ours.
-		log.Warn("processing cancelled; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
+	return r.processAndSettle(ctx, r.rcv, msg, r.msgLog(msg), w.toSettling, func() {
 		if r.workCtx.Err() != nil {
 			// The run is ending: abandon only once receiving has stopped and ReceiveDone has returned (the
 			// Service closes its receive link there), so the message is not delivered straight back onto the
@@ -320,9 +300,42 @@ func (r *run) handle(ctx context.Context, msg *azservicebus.ReceivedMessage, w *
 			// workCtx being done ends the receive loop promptly.
 			<-r.receiveStopped
 		}
-		return r.abandon(r.rcv, log, msg)
+	})
+}
+
+// processAndSettle processes msg under ctx (the message's or the session's hold) and settles it through s:
+// as the processor's outcome; abandoned when ctx ended with the lock still held (budget exhausted, maximum
+// renewal reached, the caller cancelled); not at all when ctx ended because the lock was lost (invariant 1:
+// another receiver may own the message, and settling would fail anyway; Service Bus redelivers it). processed
+// runs once the processor returned or was given up on, beforeAbandon before a cancelled message is abandoned;
+// either may be nil.
+func (r *run) processAndSettle(ctx context.Context, s settler, msg *azservicebus.ReceivedMessage, log *msgLog,
+	processed, beforeAbandon func()) Settlement {
+	out, stuck := r.process(ctx, msg, log)
+	if processed != nil {
+		processed()
 	}
-	return r.settle(r.rcv, log, msg, out)
+	if stuck {
+		// The processor ignored its context for StuckGrace: its goroutine is left behind, and whatever it
+		// returns later is dropped by process. The message is treated like any cancelled one.
+		r.stuck.Add(1)
+		log.Error("processor did not return after its context ended; the run stops waiting for it and will ignore its outcome",
+			slog.Duration("grace", r.o.StuckGrace), slog.Any("cause", context.Cause(ctx)))
+	}
+	if ctx.Err() == nil {
+		return r.settle(s, log, msg, out)
+	}
+	cause := context.Cause(ctx)
+	if errors.Is(cause, lockrenew.ErrLockLost) { // ErrSessionLockLost wraps it
+		r.locksLost.Add(1)
+		log.Warn("lock lost; message not settled", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
+		return SettledNone
+	}
+	log.Warn("processing cancelled; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
+	if beforeAbandon != nil {
+		beforeAbandon()
+	}
+	return r.abandon(s, log, msg)
 }
 
 // process calls the processor on its own goroutine and waits for its outcome. Once ctx is done it waits at

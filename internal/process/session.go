@@ -336,24 +336,8 @@ func (r *run) handleSession(sessCtx context.Context, l *sessionLink, msg *azserv
 
 // sessionOutcome processes msg and settles it, as run.handle does for a plain message.
 func (r *run) sessionOutcome(sessCtx context.Context, l *sessionLink, msg *azservicebus.ReceivedMessage, log *msgLog) Settlement {
-	out, stuck := r.process(sessCtx, msg, log)
-	if stuck {
-		r.stuck.Add(1)
-		log.Error("processor did not return after its context ended; the run stops waiting for it and will ignore its outcome",
-			slog.Duration("grace", r.o.StuckGrace), slog.Any("cause", context.Cause(sessCtx)))
-	}
-	if sessCtx.Err() != nil {
-		cause := context.Cause(sessCtx)
-		if errors.Is(cause, lockrenew.ErrLockLost) {
-			// The session lock is gone, and with it every lock token received under it (invariant 1).
-			r.locksLost.Add(1)
-			log.Warn("session lock lost; message not settled", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
-			return SettledNone
-		}
-		log.Warn("processing cancelled; abandoning", slog.String("outcome", out.Kind.String()), slog.Any("cause", cause))
-		return r.abandon(l, log, msg)
-	}
-	return r.settle(l, log, msg, out)
+	// A lost session lock takes every lock token received under it (invariant 1).
+	return r.processAndSettle(sessCtx, l, msg, log, nil, nil)
 }
 
 // sessionLink is the run's view of one accepted session: sr, with the settlements and renewals on it
