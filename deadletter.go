@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/labstack/echo/v4"
@@ -22,90 +21,85 @@ import (
 // Service Bus client and links on the first request, so start-up does no network or credential work, and
 // closes them at shutdown. It needs no deferral storage. Safe for concurrent use.
 type lazyDeadLetter struct {
-	cfg    *config.Config
-	ledger *ledger.Ledger // nil without deferral storage; used to find a deferred message's session
-	logger *slog.Logger
-
-	mu      sync.Mutex
-	client  *azservicebus.Client   // guarded by mu; nil until the first request
-	shared  *azservicebus.Receiver // guarded by mu: the DLQ receiver that lists, peeks and abandons by token
-	main    *azservicebus.Receiver // guarded by mu: the entity's receiver, for peeking deferred messages
-	send    *azservicebus.Sender   // guarded by mu
-	handler *deadletter.Handler    // guarded by mu
-	peek    echo.HandlerFunc       // guarded by mu
-	closed  bool                   // guarded by mu
+	lazy[deadLetterRoutes]
 }
 
-func (d *lazyDeadLetter) get() (*deadletter.Handler, echo.HandlerFunc, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, nil, errDrainClosed
+// deadLetterRoutes are what lazyDeadLetter builds on the first request.
+type deadLetterRoutes struct {
+	handler *deadletter.Handler
+	peek    echo.HandlerFunc // peeks the entity's deferred messages
+}
+
+// newLazyDeadLetter: l is nil without deferral storage; it is used to find a deferred message's session.
+func newLazyDeadLetter(cfg *config.Config, l *ledger.Ledger, logger *slog.Logger) *lazyDeadLetter {
+	d := &lazyDeadLetter{}
+	d.open = func() (deadLetterRoutes, func(context.Context) error, error) {
+		entity := cfg.Entity.String()
+		client, err := process.NewClient(cfg.ServiceBus, process.ClientOptions(cfg))
+		if err != nil {
+			return deadLetterRoutes{}, nil, err
+		}
+		fail := func(err error) (deadLetterRoutes, func(context.Context) error, error) {
+			_ = client.Close(context.Background()) // and with it the links it opened
+			return deadLetterRoutes{}, nil, err
+		}
+		// shared is the DLQ receiver that lists, peeks and abandons by token; main is the entity's
+		// receiver, for peeking deferred messages.
+		shared, err := deadletter.OpenReceiver(client, entity)
+		if err != nil {
+			return fail(err)
+		}
+		main, send, err := drain.NewClients(client, entity)
+		if err != nil {
+			return fail(err)
+		}
+		svc, err := deadletter.New(&deadletter.Options{
+			Entity:      entity,
+			Shared:      shared,
+			NewReceiver: func() (deadletter.Receiver, error) { return deadletter.OpenReceiver(client, entity) },
+			Sender:      send,
+			Logger:      logger,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		var peeker browse.Peeker = main
+		if cfg.RequiresSession {
+			peeker = &sessionPeeker{ledger: l, client: client, entity: entity}
+		}
+		closeAll := func(ctx context.Context) error {
+			return errors.Join(shared.Close(ctx), main.Close(ctx), send.Close(ctx), client.Close(ctx))
+		}
+		return deadLetterRoutes{handler: deadletter.NewHandler(svc, logger), peek: browse.Handler(peeker)}, closeAll, nil
 	}
-	if d.handler != nil {
-		return d.handler, d.peek, nil
-	}
-	entity := d.cfg.Entity.String()
-	client, err := process.NewClient(d.cfg.ServiceBus, process.ClientOptions(d.cfg))
-	if err != nil {
-		return nil, nil, err
-	}
-	fail := func(err error) (*deadletter.Handler, echo.HandlerFunc, error) {
-		_ = client.Close(context.Background())
-		return nil, nil, err
-	}
-	shared, err := deadletter.OpenReceiver(client, entity)
-	if err != nil {
-		return fail(err)
-	}
-	main, send, err := drain.NewClients(client, entity)
-	if err != nil {
-		return fail(err)
-	}
-	svc, err := deadletter.New(&deadletter.Options{
-		Entity:      entity,
-		Shared:      shared,
-		NewReceiver: func() (deadletter.Receiver, error) { return deadletter.OpenReceiver(client, entity) },
-		Sender:      send,
-		Logger:      d.logger,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	d.client, d.shared, d.main, d.send = client, shared, main, send
-	var peeker browse.Peeker = main
-	if d.cfg.RequiresSession {
-		peeker = &sessionPeeker{ledger: d.ledger, client: client, entity: entity}
-	}
-	d.handler, d.peek = deadletter.NewHandler(svc, d.logger), browse.Handler(peeker)
-	return d.handler, d.peek, nil
+	return d
 }
 
 // List serves /api/deadletter.
 func (d *lazyDeadLetter) List(c echo.Context) error {
-	h, _, err := d.get()
+	r, err := d.get()
 	if err != nil {
 		return deadLetterUnavailable(err)
 	}
-	return h.List(c)
+	return r.handler.List(c)
 }
 
 // Action serves /api/deadletter/:action.
 func (d *lazyDeadLetter) Action(c echo.Context) error {
-	h, _, err := d.get()
+	r, err := d.get()
 	if err != nil {
 		return deadLetterUnavailable(err)
 	}
-	return h.Action(c)
+	return r.handler.Action(c)
 }
 
 // DeferredPeek serves GET /api/deferred/peek?sequenceNumber=N.
 func (d *lazyDeadLetter) DeferredPeek(c echo.Context) error {
-	_, peek, err := d.get()
+	r, err := d.get()
 	if err != nil {
 		return deadLetterUnavailable(err)
 	}
-	return peek(c)
+	return r.peek(c)
 }
 
 // sessionPeeker peeks a deferred message of a session-enabled entity: Service Bus peeks a session's messages
@@ -152,12 +146,5 @@ func (d *lazyDeadLetter) Close(ctx context.Context) error {
 	if d == nil {
 		return nil
 	}
-	d.mu.Lock()
-	client, shared, main, send := d.client, d.shared, d.main, d.send
-	d.client, d.shared, d.main, d.send, d.handler, d.peek, d.closed = nil, nil, nil, nil, nil, nil, true
-	d.mu.Unlock()
-	if client == nil {
-		return nil
-	}
-	return errors.Join(shared.Close(ctx), main.Close(ctx), send.Close(ctx), client.Close(ctx))
+	return d.lazy.Close(ctx)
 }

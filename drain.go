@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -17,56 +16,41 @@ import (
 	"github.com/holdfast-dev/holdfast/internal/process"
 )
 
-// errDrainClosed answers drain requests that arrive during shutdown.
-var errDrainClosed = errors.New("holdfast: shutting down")
-
 // lazyDrain serves the DrainDeferred routes. It opens its Service Bus client, receiver and sender on the first
 // request, so start-up does no network or credential work, and closes them at shutdown. Safe for concurrent
 // use.
 type lazyDrain struct {
-	cfg    *config.Config
-	ledger *ledger.Ledger
-	logger *slog.Logger
-
-	mu      sync.Mutex
-	client  *azservicebus.Client   // guarded by mu; nil until the first request
-	recv    *azservicebus.Receiver // guarded by mu
-	send    *azservicebus.Sender   // guarded by mu
-	handler *drain.Handler         // guarded by mu
-	closed  bool                   // guarded by mu
+	lazy[*drain.Handler]
 }
 
-// get returns the drain handler, building it on the first call.
-func (d *lazyDrain) get() (*drain.Handler, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, errDrainClosed
+func newLazyDrain(cfg *config.Config, l *ledger.Ledger, logger *slog.Logger) *lazyDrain {
+	d := &lazyDrain{}
+	d.open = func() (*drain.Handler, func(context.Context) error, error) {
+		client, err := process.NewClient(cfg.ServiceBus, process.ClientOptions(cfg))
+		if err != nil {
+			return nil, nil, err
+		}
+		recv, send, err := drain.NewClients(client, cfg.Entity.String())
+		if err != nil {
+			_ = client.Close(context.Background())
+			return nil, nil, err
+		}
+		closeAll := func(ctx context.Context) error {
+			return errors.Join(recv.Close(ctx), send.Close(ctx), client.Close(ctx))
+		}
+		o := &drain.Options{Ledger: l, Receiver: recv, Sender: send, Logger: logger}
+		if cfg.RequiresSession {
+			o.Receiver = nil // a plain receiver cannot attach to a session entity
+			o.Sessions, o.ListSessions = sessionFuncs(client, cfg.Entity)
+		}
+		svc, err := drain.New(o)
+		if err != nil {
+			_ = closeAll(context.Background())
+			return nil, nil, err
+		}
+		return drain.NewHandler(svc, logger), closeAll, nil
 	}
-	if d.handler != nil {
-		return d.handler, nil
-	}
-	client, err := process.NewClient(d.cfg.ServiceBus, process.ClientOptions(d.cfg))
-	if err != nil {
-		return nil, err
-	}
-	recv, send, err := drain.NewClients(client, d.cfg.Entity.String())
-	if err != nil {
-		_ = client.Close(context.Background())
-		return nil, err
-	}
-	o := &drain.Options{Ledger: d.ledger, Receiver: recv, Sender: send, Logger: d.logger}
-	if d.cfg.RequiresSession {
-		o.Receiver = nil // a plain receiver cannot attach to a session entity
-		o.Sessions, o.ListSessions = sessionFuncs(client, d.cfg.Entity)
-	}
-	svc, err := drain.New(o)
-	if err != nil {
-		_ = client.Close(context.Background())
-		return nil, err
-	}
-	d.client, d.recv, d.send, d.handler = client, recv, send, drain.NewHandler(svc, d.logger)
-	return d.handler, nil
+	return d
 }
 
 // List serves /api/deferred.
@@ -135,12 +119,5 @@ func (d *lazyDrain) Close(ctx context.Context) error {
 	if d == nil {
 		return nil
 	}
-	d.mu.Lock()
-	client, recv, send := d.client, d.recv, d.send
-	d.client, d.recv, d.send, d.handler, d.closed = nil, nil, nil, nil, true
-	d.mu.Unlock()
-	if client == nil {
-		return nil
-	}
-	return errors.Join(recv.Close(ctx), send.Close(ctx), client.Close(ctx))
+	return d.lazy.Close(ctx)
 }

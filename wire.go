@@ -144,7 +144,7 @@ func wire(cfg *config.Config, o Options, logger *slog.Logger) (*handler, error) 
 		return nil, err
 	}
 	svcOpts := &process.ServiceOptions{Config: cfg, Processor: proc, Logger: logger, NoMessageWait: o.NoMessageWait}
-	dl := &lazyDeadLetter{cfg: cfg, ledger: l, logger: logger}
+	dl := newLazyDeadLetter(cfg, l, logger)
 	opts := &httpapi.Options{Logger: logger, DeadLetterList: dl.List, DeadLetterAction: dl.Action, DeferredPeek: dl.DeferredPeek, UI: ui.Handler()}
 	var d *lazyDrain
 	if l != nil {
@@ -155,7 +155,7 @@ func wire(cfg *config.Config, o Options, logger *slog.Logger) (*handler, error) 
 		if svcOpts.Due, err = due.New(l, &due.Options{Logger: logger}); err != nil {
 			return nil, err
 		}
-		d = &lazyDrain{cfg: cfg, ledger: l, logger: logger}
+		d = newLazyDrain(cfg, l, logger)
 		opts.DeferredList, opts.DeferredAction = d.List, d.Action
 	}
 	svc, err := process.NewService(svcOpts)
