@@ -44,6 +44,7 @@ const (
 	condHandleInUse      wire.Symbol = "amqp:session:handle-in-use"
 	condInvalidField     wire.Symbol = "amqp:invalid-field"
 	condUnauthorized     wire.Symbol = "amqp:unauthorized-access"
+	condEntityDisabled   wire.Symbol = "com.microsoft:entity-disabled"
 )
 
 var connIDs atomic.Uint64

@@ -13,6 +13,7 @@ import (
 
 	"github.com/holdfast-dev/holdfast/emulator"
 	wire "github.com/holdfast-dev/holdfast/emulator/amqp"
+	"github.com/holdfast-dev/holdfast/emulator/broker"
 )
 
 // dialAMQP opens a go-amqp connection and session to srv.
@@ -536,5 +537,53 @@ func TestSecondCBSLinkRefused(t *testing.T) {
 	}
 	if _, err := other.NewSender(ctxT(t), "$cbs", nil); err != nil {
 		t.Fatalf("$cbs sender after the first closed: %v", err)
+	}
+}
+
+// TestStatusDetachesWaitingReceiver: a receive link waiting with credit is detached with
+// com.microsoft:entity-disabled as soon as its queue's status disables receiving, and a sender's
+// transfers to a SendDisabled queue are rejected with the same condition (broker.EntityStatus).
+func TestStatusDetachesWaitingReceiver(t *testing.T) {
+	srv := startServer(t, nil)
+	q := newQueue(t, srv, nil)
+	sess := dialAMQP(t, srv)
+	r, err := sess.NewReceiver(ctxT(t), q, &amqp.ReceiverOptions{Credit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sess.NewSender(ctxT(t), q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(ctxT(t), amqp.NewMessage([]byte("one")), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Receiving it proves the credit arrived: the link now waits with credit left.
+	m, err := r.Receive(ctxT(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AcceptMessage(ctxT(t), m); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := srv.Broker().SetStatus(q, broker.StatusSendDisabled); err != nil {
+		t.Fatal(err)
+	}
+	var ae *amqp.Error
+	if err := s.Send(ctxT(t), amqp.NewMessage([]byte("two")), nil); !errors.As(err, &ae) || ae.Condition != "com.microsoft:entity-disabled" {
+		t.Fatalf("Send to a SendDisabled queue: %v, want com.microsoft:entity-disabled", err)
+	}
+
+	if err := srv.Broker().SetStatus(q, broker.StatusReceiveDisabled); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Receive(ctxT(t), nil)
+	var le *amqp.LinkError
+	if !errors.As(err, &le) || le.RemoteErr == nil || le.RemoteErr.Condition != "com.microsoft:entity-disabled" {
+		t.Fatalf("Receive after the queue became ReceiveDisabled: %v, want a detach with com.microsoft:entity-disabled", err)
+	}
+	if err := s.Send(ctxT(t), amqp.NewMessage([]byte("three")), nil); err != nil {
+		t.Fatalf("Send to a ReceiveDisabled queue: %v", err)
 	}
 }

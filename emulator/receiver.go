@@ -26,7 +26,9 @@ const (
 // message that arrives in between wakes it. Without credit it waits for a flow only.
 //
 // A session link receives its session's messages only, and is detached with
-// com.microsoft:session-lock-lost when the session lock ends under it.
+// com.microsoft:session-lock-lost when the session lock ends under it. A link with credit on an
+// entity whose receiving is disabled (broker.Entity.ReceiveError) is detached with
+// com.microsoft:entity-disabled; a status change wakes it.
 func (l *link) run() {
 	defer l.c.wg.Done()
 	var lost <-chan struct{} // nil without a session: never ready
@@ -44,8 +46,13 @@ func (l *link) run() {
 			l.sessionLost()
 			return
 		}
+		statusChanged := l.entity.StatusChanged()
 		var avail <-chan struct{} // nil without credit: never ready
 		if credit > 0 {
+			if err := l.entity.ReceiveError(); err != nil {
+				l.detachDisabled(err)
+				return
+			}
 			var ds []broker.Delivery
 			if l.sess != nil {
 				avail = l.sess.Available()
@@ -70,6 +77,7 @@ func (l *link) run() {
 		l.c.mu.Unlock()
 		select {
 		case <-avail:
+		case <-statusChanged:
 		case <-l.wake:
 		case <-lost:
 		case <-l.done:
@@ -99,6 +107,18 @@ func (l *link) detachGone() {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
 	l.forceDetachLocked(&wire.Error{Condition: condNotFound, Description: "The messaging entity '" + l.path + "' was deleted."})
+}
+
+// detachDisabled detaches the link from the server side because receiving from its entity is
+// disabled (err is the entity's *broker.DisabledError). The service accepts a receive link on
+// a disabled entity and fails it once the client grants credit, detaching it with
+// com.microsoft:entity-disabled (MessagingEntityDisabled; azure-sdk-for-js#19189 describes
+// it); links open when the status changes fail the same way. The SDK treats the condition as
+// fatal: ReceiveMessages returns it.
+func (l *link) detachDisabled(err error) {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	l.forceDetachLocked(&wire.Error{Condition: condEntityDisabled, Description: err.Error()})
 }
 
 // deliver sends deliveries to the client. PeekLock deliveries that can no longer be sent (link gone,

@@ -182,6 +182,8 @@ func brokerError(err error) *wire.Error {
 		cond = condLockLost
 	case errors.Is(err, broker.ErrNotAllowed):
 		cond = condNotAllowed
+	case errors.Is(err, broker.ErrEntityDisabled):
+		cond = condEntityDisabled
 	}
 	return &wire.Error{Condition: cond, Description: err.Error()}
 }

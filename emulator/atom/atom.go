@@ -22,9 +22,11 @@
 //
 // Properties the broker acts on (lock duration, max delivery count, TTL, dead-lettering on
 // expiration, duplicate detection, forwarding, sessions — as far as the broker supports them,
-// else 400) go to the broker; the others (status, auto-delete-on-idle, partitioning, sizes,
-// user metadata, authorization rules, batched operations, ordering) are kept and reported back
-// but change nothing.
+// else 400 — and Status, see broker.EntityStatus) go to the broker; the others
+// (auto-delete-on-idle, partitioning, sizes, user metadata, authorization rules, batched
+// operations, ordering) are kept and reported back but change nothing. An update applies to
+// what happens afterwards (broker.Broker.UpdateQueue): open links stay attached, locks already
+// held keep their expiry, the next lock takes the new LockDuration.
 package atom
 
 import (
@@ -51,10 +53,6 @@ type Options struct {
 	MaxMessageSizeInKilobytes int64
 	// Logger receives one debug line per request. Nil discards.
 	Logger *slog.Logger
-	// OnUpdate, when set, is called after an entity's properties were updated with the
-	// entity's path ("orders", "events", "events/Subscriptions/s"). Azure detaches the links
-	// of an updated entity; the emulator's server passes a function doing the same.
-	OnUpdate func(path string)
 }
 
 // MaxBodyBytes caps request bodies.
@@ -68,7 +66,6 @@ type server struct {
 	ns      string
 	maxKB   int64
 	log     *slog.Logger
-	update  func(string)
 	created time.Time
 
 	mu   sync.Mutex
@@ -85,7 +82,7 @@ func New(b *broker.Broker, opts *Options) http.Handler {
 		if opts.MaxMessageSizeInKilobytes > 0 {
 			s.maxKB = opts.MaxMessageSizeInKilobytes
 		}
-		s.log, s.update = opts.Logger, opts.OnUpdate
+		s.log = opts.Logger
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -310,14 +307,6 @@ func (s *server) put(r *http.Request, path string, body []byte, update bool) (st
 	}
 	if err != nil {
 		return "", err
-	}
-	if update && s.update != nil {
-		switch rt.kind {
-		case "subscription", "rule":
-			s.update(rt.topic + broker.SubscriptionsSegment + rt.sub)
-		default:
-			s.update(path)
-		}
 	}
 	return entryXML(r, path, title, e, true), nil
 }

@@ -18,7 +18,7 @@ type meta struct {
 	created          time.Time
 	maxSizeMB        int64
 	batched          bool
-	status           string
+	status           broker.EntityStatus // as read from a request; the broker keeps the entity's
 	autoDelete       time.Duration
 	partitioned      bool
 	userMetadata     *string
@@ -33,7 +33,7 @@ type meta struct {
 
 // defaultMeta is what Azure reports for a new entity's descriptive properties.
 func defaultMeta() meta {
-	return meta{maxSizeMB: 1024, batched: true, status: "Active", autoDelete: broker.MaxDuration,
+	return meta{maxSizeMB: 1024, batched: true, status: broker.StatusActive, autoDelete: broker.MaxDuration,
 		supportOrdering: true, filterExceptions: true}
 }
 
@@ -70,12 +70,11 @@ func readMeta(f *fields, m meta, update bool, kind string) meta {
 	m.maxSizeMB = f.integer("MaxSizeInMegabytes", m.maxSizeMB, 1, math.MaxInt32)
 	m.batched = f.boolean("EnableBatchedOperations", m.batched)
 	if v, ok := f.n.text("Status"); ok && v != "" {
-		switch v {
-		case "Active", "Disabled", "SendDisabled", "ReceiveDisabled":
-			m.status = v
-		default:
-			f.fail("Status", "%q is not Active, Disabled, SendDisabled or ReceiveDisabled", v)
+		st, err := broker.ParseEntityStatus(v)
+		if err != nil {
+			f.fail("Status", "%v", err)
 		}
+		m.status = st
 	}
 	m.autoDelete = f.duration("AutoDeleteOnIdle", m.autoDelete)
 	if m.autoDelete < 5*time.Minute {
@@ -146,6 +145,7 @@ func (s *server) putQueue(name string, d *node, update bool) (entryBody, error) 
 		}
 		p = e.Properties()
 		m = s.metaFor(name, e.Stats().CreatedAt)
+		m.status = e.Status()
 	}
 	f := &fields{n: d}
 	readReceivable(f, &p, &m)
@@ -162,6 +162,9 @@ func (s *server) putQueue(name string, d *node, update bool) (entryBody, error) 
 		err = s.b.CreateQueue(name, p)
 	}
 	if err := s.brokerErr(err, "Queue", name); err != nil {
+		return entryBody{}, err
+	}
+	if err := s.b.SetStatus(name, m.status); err != nil {
 		return entryBody{}, err
 	}
 	e, err := s.queue(name)
@@ -256,7 +259,7 @@ func (s *server) queueEntry(name string) (entryBody, error) {
 	x.integer("MessageCount", int64(active+st.DeadLettered+st.Scheduled))
 	x.boolean("IsAnonymousAccessible", false)
 	writeAuthRules(&x, m)
-	x.elem("Status", m.status)
+	x.elem("Status", string(e.Status()))
 	if m.forwardTo != "" {
 		x.elem("ForwardTo", m.forwardTo)
 	}
@@ -336,6 +339,9 @@ func (s *server) putTopic(name string, d *node, update bool) (entryBody, error) 
 		}
 		st, _ := s.b.TopicStats(name)
 		p, m = tp, s.metaFor(name, st.CreatedAt)
+		if m.status, err = s.b.Status(name); err != nil {
+			return entryBody{}, err
+		}
 	}
 	f := &fields{n: d}
 	p.DefaultMessageTimeToLive = f.duration("DefaultMessageTimeToLive", p.DefaultMessageTimeToLive)
@@ -355,6 +361,9 @@ func (s *server) putTopic(name string, d *node, update bool) (entryBody, error) 
 		err = s.b.CreateTopic(name, p)
 	}
 	if err := s.brokerErr(err, "Topic", name); err != nil {
+		return entryBody{}, err
+	}
+	if err := s.b.SetStatus(name, m.status); err != nil {
 		return entryBody{}, err
 	}
 	st, err := s.b.TopicStats(name)
@@ -390,6 +399,10 @@ func (s *server) topicEntry(name string) (entryBody, error) {
 		}
 	}
 	m := s.metaFor(name, st.CreatedAt)
+	status, err := s.b.Status(name)
+	if err != nil {
+		return entryBody{}, err
+	}
 	var x writer
 	x.open("TopicDescription", "xmlns", nsServiceBus, "xmlns:i", nsInstance)
 	x.duration("DefaultMessageTimeToLive", p.DefaultMessageTimeToLive)
@@ -401,7 +414,7 @@ func (s *server) topicEntry(name string) (entryBody, error) {
 	x.boolean("FilteringMessagesBeforePublishing", false)
 	x.boolean("IsAnonymousAccessible", false)
 	writeAuthRules(&x, m)
-	x.elem("Status", m.status)
+	x.elem("Status", string(status))
 	if m.userMetadata != nil {
 		x.elem("UserMetadata", *m.userMetadata)
 	}
@@ -436,6 +449,7 @@ func (s *server) putSubscription(topic, name string, d *node, update bool) (entr
 			return entryBody{}, notFound("the messaging entity %q could not be found", path)
 		}
 		p, m = sp, s.metaFor(path, e.Stats().CreatedAt)
+		m.status = e.Status()
 	} else if _, err := s.b.TopicProperties(topic); err != nil {
 		return entryBody{}, notFound("the topic %q could not be found", topic)
 	}
@@ -470,6 +484,9 @@ func (s *server) putSubscription(topic, name string, d *node, update bool) (entr
 		err = s.b.CreateSubscription(topic, name, p, rules)
 	}
 	if err := s.brokerErr(err, "Subscription", path); err != nil {
+		return entryBody{}, err
+	}
+	if err := s.b.SetStatus(path, m.status); err != nil {
 		return entryBody{}, err
 	}
 	e, err := s.b.Entity(path)
@@ -508,7 +525,7 @@ func (s *server) subscriptionEntry(topic, name string) (entryBody, error) {
 	x.integer("MessageCount", int64(active+st.DeadLettered+st.Scheduled))
 	x.integer("MaxDeliveryCount", int64(p.MaxDeliveryCount))
 	x.boolean("EnableBatchedOperations", m.batched)
-	x.elem("Status", m.status)
+	x.elem("Status", string(e.Status()))
 	if m.forwardTo != "" {
 		x.elem("ForwardTo", m.forwardTo)
 	}

@@ -310,7 +310,8 @@ func (b *Broker) Entity(path string) (*Entity, error) {
 // (a nil message or a malformed x-opt-scheduled-enqueue-time ⇒ ErrInvalidMessage). It
 // assigns each a sequence number (x-opt-sequence-number), an enqueued time
 // (x-opt-enqueued-time, UTC, millisecond precision) and a UUID string message-id when it has
-// none. Duplicates (duplicate detection) are accepted and dropped. The broker owns the
+// none. Duplicates (duplicate detection) are accepted and dropped. A SendDisabled or
+// Disabled queue or topic refuses them all (*DisabledError). The broker owns the
 // messages afterwards; callers must not touch them again.
 func (b *Broker) Send(path string, msgs ...*amqp.Message) error {
 	_, err := b.Schedule(path, msgs...)
@@ -326,6 +327,9 @@ func (b *Broker) Schedule(path string, msgs ...*amqp.Message) ([]int64, error) {
 // sendHops is Schedule for messages that have taken hops auto-forwarding hops.
 func (b *Broker) sendHops(path string, msgs []*amqp.Message, hops int) ([]int64, error) {
 	if t, err := b.topic(path); err == nil {
+		if err := t.sendRefusal(); err != nil {
+			return nil, err
+		}
 		return t.send(b, msgs, hops)
 	} else if errors.Is(err, ErrClosed) {
 		return nil, err
@@ -336,6 +340,9 @@ func (b *Broker) sendHops(path string, msgs []*amqp.Message, hops int) ([]int64,
 	}
 	if e.kind != KindQueue {
 		return nil, fmt.Errorf("broker: send to %q (send to the queue or topic itself): %w", path, ErrSendToSubqueue)
+	}
+	if err := e.sendRefusal(); err != nil {
+		return nil, err
 	}
 	return e.enqueue(msgs, hops)
 }

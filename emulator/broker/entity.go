@@ -129,6 +129,13 @@ type Entity struct {
 	expAt   time.Time           // when expT fires
 	outbox  []forwardItem       // auto-forwarded messages to send once mu is released (unlock)
 
+	// status is the entity's own status ("" means StatusActive); topicDisabled is set on a
+	// subscription while its topic is Disabled; statusCh is closed (and cleared) when either
+	// changes, to wake receive links (StatusChanged).
+	status        EntityStatus
+	topicDisabled bool
+	statusCh      chan struct{}
+
 	sessions   map[string]*msession   // by session id (RequiresSession entities)
 	lostTokens map[amqp.UUID]struct{} // lock tokens whose session lock ended (ErrSessionLockLost)
 

@@ -36,7 +36,8 @@ type topic struct {
 
 	mu      sync.Mutex // guards the fields below
 	gone    error
-	nextSeq int64 // sequence numbers are per topic: every copy of a message shares one
+	status  EntityStatus // "" means StatusActive
+	nextSeq int64        // sequence numbers are per topic: every copy of a message shares one
 	dedup   *dedupe
 	subs    map[string]*subscription // lower-cased name → subscription
 	count   Counters                 // Sent, Scheduled, ScheduleCancelled and Duplicates
@@ -123,6 +124,7 @@ func (b *Broker) createSubscription(topicName, name string, p SubscriptionProper
 	path := t.name + SubscriptionsSegment + name
 	e := newEntity(b, path, KindSubscription, qp)
 	e.dlq = newEntity(b, path+DeadLetterQueueSuffix, KindDeadLetterQueue, qp.deadLetterProperties())
+	e.topicDisabled = t.status == StatusDisabled
 	if len(rules) == 0 {
 		rules = []RuleConfig{defaultRule()}
 	}

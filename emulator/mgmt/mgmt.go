@@ -57,6 +57,8 @@ const (
 	// CondSessionLockLost and CondSessionCannotBeLocked are Service Bus's session conditions.
 	CondSessionLockLost       = "com.microsoft:session-lock-lost"
 	CondSessionCannotBeLocked = "com.microsoft:session-cannot-be-locked"
+	// CondEntityDisabled answers an operation the entity's status forbids.
+	CondEntityDisabled = "com.microsoft:entity-disabled"
 )
 
 // MaxPeekCount caps message-count of one peek, as Azure does.
@@ -543,6 +545,10 @@ func (h *Handler) brokerStatus(op string, err error) status {
 		return status{code: 400, desc: err.Error(), cond: CondInvalidField}
 	case errors.Is(err, broker.ErrNotAllowed):
 		return status{code: 400, desc: err.Error(), cond: CondNotAllowed}
+	case errors.Is(err, broker.ErrEntityDisabled):
+		// Scheduling on a SendDisabled entity. The service's status code for it is not
+		// documented; 403 (refused) with the service's condition.
+		return status{code: 403, desc: err.Error(), cond: CondEntityDisabled}
 	default:
 		h.log.Error("management operation failed", "operation", op, "err", err)
 		return status{code: 500, desc: err.Error(), cond: CondInternalError}
