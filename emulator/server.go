@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/holdfast-dev/holdfast/emulator/admin"
+	"github.com/holdfast-dev/holdfast/emulator/atom"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
 	"github.com/holdfast-dev/holdfast/emulator/mgmt"
 )
@@ -205,7 +206,7 @@ func Start(opts *Options) (*Server, error) {
 			return nil, fmt.Errorf("emulator: admin API: listen on %q: %w", o.AdminAddr, err)
 		}
 		s.admin = &http.Server{
-			Handler:           admin.New(b, s.faults, &admin.Options{Logger: o.Logger}),
+			Handler:           s.AdminHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		s.wg.Add(1)
@@ -267,7 +268,12 @@ func (s *Server) AdminAddr() string {
 
 // AdminHandler returns the admin API as an http.Handler (served on AdminAddr when set).
 func (s *Server) AdminHandler() http.Handler {
-	return admin.New(s.broker, s.faults, &admin.Options{Logger: s.log})
+	opts := &admin.Options{Logger: s.log}
+	if s.opts.StrictAuth {
+		// The ATOM API checks Authorization with put-token's keys and clock.
+		opts.ATOM = &atom.Options{Tokens: s.mgmt}
+	}
+	return admin.New(s.broker, s.faults, opts)
 }
 
 // Connections reports how many client connections are open.

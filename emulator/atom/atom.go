@@ -18,7 +18,8 @@
 // the SDKs send and parse. As on Azure, a GET of an entity that does not exist answers 200 with
 // an empty feed (the SDKs report "not found"); creating an existing entity answers 409, a
 // DELETE or update of a missing one 404, bad input 400, each with an <Error> body whose
-// <Detail> names the problem.
+// <Detail> names the problem. With Options.Tokens (strict auth) a request without a valid
+// SAS token granting Manage answers 401.
 //
 // Properties the broker acts on (lock duration, max delivery count, TTL, dead-lettering on
 // expiration, duplicate detection, forwarding, sessions — as far as the broker supports them,
@@ -42,6 +43,7 @@ import (
 	"time"
 
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/emulator/mgmt"
 )
 
 // Options configure New. A nil *Options means all defaults.
@@ -53,6 +55,19 @@ type Options struct {
 	MaxMessageSizeInKilobytes int64
 	// Logger receives one debug line per request. Nil discards.
 	Logger *slog.Logger
+	// Tokens, when set, makes every request need an Authorization header holding a SAS token
+	// for the request's resource whose policy has the Manage right, as Service Bus requires
+	// for its management REST API (the SDKs' administration clients sign the request URL with
+	// the connection string's key); otherwise the answer is 401 with an <Error> naming the
+	// problem. The emulator passes its strict-auth *mgmt.Handler, so the token format and the
+	// key check are put-token's. Nil serves every request, as the official emulator does.
+	Tokens TokenChecker
+}
+
+// TokenChecker validates a SAS token for an audience (a URL or an entity path) and returns
+// what it grants; an error wraps mgmt.ErrBadToken. *mgmt.Handler implements it.
+type TokenChecker interface {
+	CheckToken(token, audience string) (mgmt.Claims, error)
 }
 
 // MaxBodyBytes caps request bodies.
@@ -66,6 +81,7 @@ type server struct {
 	ns      string
 	maxKB   int64
 	log     *slog.Logger
+	tokens  TokenChecker // nil: no Authorization check
 	created time.Time
 
 	mu   sync.Mutex
@@ -82,7 +98,7 @@ func New(b *broker.Broker, opts *Options) http.Handler {
 		if opts.MaxMessageSizeInKilobytes > 0 {
 			s.maxKB = opts.MaxMessageSizeInKilobytes
 		}
-		s.log = opts.Logger
+		s.log, s.tokens = opts.Logger, opts.Tokens
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -116,6 +132,11 @@ var errEmpty = errors.New("no such entity")
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug("atom request", "method", r.Method, "path", r.URL.Path)
 	path := strings.Trim(r.URL.Path, "/")
+	if err := s.authorize(r, path); err != nil {
+		s.log.Info("atom request refused", "method", r.Method, "path", r.URL.Path, "reason", err.Error())
+		s.fail(w, err)
+		return
+	}
 	var reply string
 	status := http.StatusOK
 	var err error
@@ -148,6 +169,47 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.write(w, status, reply)
+}
+
+// authorize checks the request's Authorization header when Options.Tokens is set: a SAS token
+// for path (the resource the client signed, whatever host it named) granting Manage. A valid
+// token without Manage is refused in the service's words (Microsoft's
+// TestAdminClient_LackPermissions_Queue, _Topic and _Subscription), except a GET of a queue or
+// topic that does not exist, which the service answers with its empty feed all the same.
+func (s *server) authorize(r *http.Request, path string) error {
+	if s.tokens == nil {
+		return nil
+	}
+	unauthorized := func(detail string) error {
+		return &apiError{status: http.StatusUnauthorized, detail: detail}
+	}
+	token := r.Header.Get("Authorization")
+	if token == "" {
+		return unauthorized("Unauthorized: the request has no Authorization header (a SAS token with the Manage right is required).")
+	}
+	claims, err := s.tokens.CheckToken(token, path)
+	if err != nil {
+		return unauthorized(mgmt.TokenErrorDescription(token, err))
+	}
+	if claims.Rights.Has(mgmt.RightManage) {
+		return nil
+	}
+	rt := parseRoute(path)
+	subOp := map[string]string{http.MethodGet: "GetSubscription", http.MethodPut: "CreateOrUpdateSubscription", http.MethodDelete: "DeleteSubscription"}
+	switch {
+	case rt.kind == "subscriptions":
+		return unauthorized("401 SubCode=40100: Unauthorized : Unauthorized access for 'EnumerateSubscriptions' operation.")
+	case rt.kind == "subscription" && subOp[r.Method] != "":
+		return unauthorized("401 SubCode=40100: Unauthorized : Unauthorized access for '" + subOp[r.Method] + "' operation.")
+	case r.Method == http.MethodPut:
+		return unauthorized("Authorization failed for specified action: Manage,EntityWrite.")
+	case r.Method == http.MethodDelete:
+		return unauthorized("Authorization failed for specified action: Manage,EntityDelete.")
+	case rt.kind == "entity" && !strings.HasPrefix(path, "$") && !s.b.Known(path):
+		return nil // the empty feed of a missing entity
+	default:
+		return unauthorized("Manage,EntityRead claims required for this operation.")
+	}
 }
 
 func (s *server) write(w http.ResponseWriter, status int, body string) {

@@ -163,7 +163,7 @@ func (w *writer) close(name string) {
 
 func (w *writer) elem(name, text string, attrs ...string) {
 	w.open(name, attrs...)
-	_ = xml.EscapeText(&w.b, []byte(text))
+	_ = xmlEscape(w, text)
 	w.close(name)
 }
 
@@ -174,7 +174,34 @@ func (w *writer) duration(name string, d time.Duration) {
 }
 func (w *writer) time(name string, t time.Time) { w.elem(name, formatTime(t)) }
 
-func xmlEscape(x *writer, s string) error { return xml.EscapeText(&x.b, []byte(s)) }
+func xmlEscape(x *writer, s string) error {
+	// Only what element text must escape: the service writes quotes and apostrophes as they
+	// are (clients matching its error texts see them so); characters XML cannot hold become
+	// U+FFFD, as encoding/xml does.
+	for _, c := range s {
+		switch {
+		case c == '&':
+			x.b.WriteString("&amp;")
+		case c == '<':
+			x.b.WriteString("&lt;")
+		case c == '>':
+			x.b.WriteString("&gt;")
+		case c == '\r':
+			x.b.WriteString("&#xD;")
+		case !isXMLChar(c):
+			x.b.WriteRune('\uFFFD')
+		default:
+			x.b.WriteRune(c)
+		}
+	}
+	return nil
+}
+
+// isXMLChar reports whether c may appear in an XML document (XML 1.0 §2.2).
+func isXMLChar(c rune) bool {
+	return c == 0x09 || c == 0x0A || c == 0x0D || c >= 0x20 && c <= 0xD7FF ||
+		c >= 0xE000 && c <= 0xFFFD || c >= 0x10000 && c <= 0x10FFFF
+}
 
 // raw appends pre-built XML (an echoed AuthorizationRules element).
 func (w *writer) raw(s string) { w.b.WriteString(s) }

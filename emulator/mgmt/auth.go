@@ -181,5 +181,6 @@ func resourcePath(sr string) string {
 		sr = rest
 	}
 	_, p, _ := strings.Cut(sr, "/")
+	p, _, _ = strings.Cut(p, "?") // the SDKs' administration clients sign the request URL, query included
 	return strings.Trim(p, "/")
 }
