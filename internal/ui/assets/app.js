@@ -143,6 +143,10 @@ function render() {
   const rows = $("rows");
   rows.replaceChildren();
   const items = visible();
+  // The selection is what the operator sees checked: a row the filter hides leaves it, so that no action
+  // touches a message out of sight.
+  const shown = new Set(items.map((m) => m.sequenceNumber));
+  for (const s of state.selected) if (!shown.has(s)) state.selected.delete(s);
   for (const m of items) {
     const tr = el("tr");
     tr.dataset.seq = String(m.sequenceNumber);
