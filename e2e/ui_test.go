@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/holdfast-dev/holdfast/internal/browse"
 	"github.com/holdfast-dev/holdfast/internal/deadletter"
 	"github.com/holdfast-dev/holdfast/internal/drain"
 	"github.com/holdfast-dev/holdfast/internal/ui"
@@ -402,6 +403,21 @@ func TestOperatorPageBulkActionsFiltersAndPages(t *testing.T) {
 	}
 	typeInto(bctx, t, "#filter-reason", "")
 	waitJS(bctx, t, "every row again", fmt.Sprintf(`document.querySelectorAll("#rows tr").length === %d`, nDead+2))
+
+	// The state filter shows the messages in the chosen state (the broker's, as the SDK peeks it).
+	for _, state := range []string{"deferred", "active", ""} {
+		var want []string
+		for _, m := range dead {
+			if state == "" || browse.State(m.State) == state {
+				want = append(want, fmt.Sprint(*m.SequenceNumber))
+			}
+		}
+		chooseOption(bctx, t, "#filter-state", state)
+		waitJS(bctx, t, "the rows in state "+state, fmt.Sprintf(`document.querySelectorAll("#rows tr").length === %d && document.getElementById("empty").hidden === %v`, len(want), len(want) > 0))
+		if got := seqsOf(tableRows(bctx, t)); got != strings.Join(want, ",") {
+			t.Fatalf("state %q shows %s, want %s", state, got, strings.Join(want, ","))
+		}
+	}
 
 	// Paging by 25: the second page continues the first, Previous goes back.
 	chooseOption(bctx, t, "#page-size", "25")
