@@ -39,6 +39,20 @@ func setQueueStatus(t *testing.T, ac *admin.Client, name string, st admin.Entity
 	}
 }
 
+// queueClients opens a sender and a receiver on a queue.
+func queueClients(t *testing.T, c *azservicebus.Client, queue string) (*azservicebus.Sender, *azservicebus.Receiver) {
+	t.Helper()
+	sender, err := c.NewSender(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver, err := c.NewReceiverForQueue(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sender, receiver
+}
+
 // receiveBodies receives n messages, completes them and returns their bodies.
 func receiveBodies(t *testing.T, r *azservicebus.Receiver, n int) []string {
 	t.Helper()
@@ -67,14 +81,7 @@ func TestUpdateQueueStatus(t *testing.T) {
 	if _, err := ac.CreateQueue(ctx(t), "orders", nil); err != nil {
 		t.Fatal(err)
 	}
-	sender, err := c.NewSender("orders", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	receiver, err := c.NewReceiverForQueue("orders", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sender, receiver := queueClients(t, c, "orders")
 	for _, b := range []string{"one", "two"} {
 		if err := sender.SendMessage(ctx(t), &azservicebus.Message{Body: []byte(b)}, nil); err != nil {
 			t.Fatal(err)
@@ -82,7 +89,7 @@ func TestUpdateQueueStatus(t *testing.T) {
 	}
 
 	setQueueStatus(t, ac, "orders", admin.EntityStatusSendDisabled)
-	err = sender.SendMessage(ctx(t), &azservicebus.Message{Body: []byte("refused")}, nil)
+	err := sender.SendMessage(ctx(t), &azservicebus.Message{Body: []byte("refused")}, nil)
 	if !isDisabled(err) || !strings.Contains(err.Error(), "currently disabled for Send operations") {
 		t.Fatalf("SendMessage to a SendDisabled queue: %v, want com.microsoft:entity-disabled", err)
 	}
@@ -216,14 +223,7 @@ func TestUpdateAppliesToLaterDeliveries(t *testing.T) {
 		LockDuration: to.Ptr("PT30S"), MaxDeliveryCount: to.Ptr[int32](5)}}); err != nil {
 		t.Fatal(err)
 	}
-	sender, err := c.NewSender("orders", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	receiver, err := c.NewReceiverForQueue("orders", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sender, receiver := queueClients(t, c, "orders")
 	lockedFor := func() time.Duration {
 		t.Helper()
 		if err := sender.SendMessage(ctx(t), &azservicebus.Message{Body: []byte("m")}, nil); err != nil {

@@ -122,14 +122,19 @@ func (b *Broker) Status(path string) (EntityStatus, error) {
 	return e.Status(), nil
 }
 
+// sendRefusal returns the DisabledError of a send to an entity at path with status s, or nil.
+func (s EntityStatus) sendRefusal(path string) error {
+	if s.sendDisabled() {
+		return &DisabledError{Path: path, Send: true}
+	}
+	return nil
+}
+
 // sendRefusal returns the DisabledError of a send to topic t, or nil.
 func (t *topic) sendRefusal() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.status.sendDisabled() {
-		return &DisabledError{Path: t.name, Send: true}
-	}
-	return nil
+	return t.status.sendRefusal(t.name)
 }
 
 // Status returns the entity's own status (Active for a dead-letter subqueue).
@@ -184,8 +189,5 @@ func (e *Entity) update(set func()) {
 func (e *Entity) sendRefusal() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.status.sendDisabled() {
-		return &DisabledError{Path: e.path, Send: true}
-	}
-	return nil
+	return e.status.sendRefusal(e.path)
 }
