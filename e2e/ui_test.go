@@ -482,6 +482,8 @@ func TestOperatorPageBulkActionsFiltersAndPages(t *testing.T) {
 	}
 	waitJS(bctx, t, "the resubmit result", fmt.Sprintf(`document.getElementById("result-summary").textContent.includes("%d resubmitted")`, len(kept)))
 	waitJS(bctx, t, "an empty tab", `document.querySelectorAll("#rows tr").length === 0 && !document.getElementById("empty").hidden`)
+	// "Every message" is chosen anew for each action: it is cleared once the action is done.
+	waitJS(bctx, t, "apply-all cleared after the action", `!document.getElementById("apply-all").checked && document.getElementById("act-delete").disabled`)
 	if n := len(st.deadLettered(ctx, t)); n != 0 {
 		t.Fatalf("%d messages left in the dead-letter queue, want none", n)
 	}
@@ -498,9 +500,11 @@ func TestOperatorPageBulkActionsFiltersAndPages(t *testing.T) {
 		}
 	}
 
-	// The deferred tab pages by 25 too (the ledger's continuation): the second page holds the rest.
+	// "Every message" chosen on one tab does not carry over to another.
 	click(bctx, t, "#apply-all", "#tab-deferred")
+	// The deferred tab pages by 25 too (the ledger's continuation): the second page holds the rest.
 	waitJS(bctx, t, "a deferred page of 25", `document.querySelectorAll("#rows tr").length === 25 && !document.getElementById("next").disabled`)
+	waitJS(bctx, t, "apply-all cleared by the tab switch", `!document.getElementById("apply-all").checked && document.getElementById("act-delete").disabled`)
 	if got := seqsOf(tableRows(bctx, t)); got != seqsOf(stillDeferred[:25]) {
 		t.Fatalf("first deferred page %s, want %s", got, seqsOf(stillDeferred[:25]))
 	}

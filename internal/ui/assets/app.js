@@ -210,6 +210,7 @@ function setTab(tab) {
   for (const s of tabs[tab].states) sel.append(el("option", s));
   $("detail").hidden = true;
   $("result").hidden = true;
+  $("apply-all").checked = false; // "every message" never carries over to another tab
   load();
 }
 
@@ -251,6 +252,7 @@ async function act(action) {
   } finally {
     state.busy = false;
     box.hidden = true;
+    $("apply-all").checked = false; // "every message" is chosen again for each action
   }
   showResult(action, total);
   await load();
