@@ -43,7 +43,7 @@ import (
 // Faults controls the faults answered at the management level. Calls take effect for the
 // next request, never block, and are safe for concurrent use. *mgmt.Faults implements it.
 type Faults interface {
-	// FailRenewLocks fails the next n renew-lock requests with status 410 or 503.
+	// FailRenewLocks fails the next n renew-lock or renew-session-lock requests with status 410 or 503.
 	FailRenewLocks(n int, status int) error
 	// DelayManagement delays every $management reply by d (0 clears it).
 	DelayManagement(d time.Duration) error

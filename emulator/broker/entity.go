@@ -77,6 +77,7 @@ type Delivery struct {
 type Counters struct {
 	Sent, Received, ReceivedBySequence, Peeked uint64
 	Completed, Abandoned, Deferred, Released   uint64
+	SessionReleased                            uint64 // locked messages unlocked by closing their session's receiver
 	DeadLettered                               uint64 // explicit dead-letters and MaxDeliveryCount moves
 	LockExpired, LockRenewed                   uint64
 	Scheduled, ScheduleCancelled               uint64 // messages stored as scheduled; cancelled before due

@@ -230,8 +230,11 @@ func (e *Entity) endSessionLocked(s *msession, expired bool) {
 		if expired {
 			e.count.LockExpired++
 			e.failedDeliveryLocked(r)
-		} else if r.state == MessageStateActive {
-			e.availableLocked(r)
+		} else {
+			e.count.SessionReleased++
+			if r.state == MessageStateActive {
+				e.availableLocked(r)
+			}
 		}
 	}
 	if expired {

@@ -185,6 +185,11 @@ func TestSessionLockExpiryAndRelease(t *testing.T) {
 	if err := e.ExpireSessionLock("s"); !errors.Is(err, ErrSessionLockLost) {
 		t.Fatalf("expire an unlocked session: %v", err)
 	}
+	// Each lock that ended with a message under it counted once: by expiry (the first lock, then third) or by
+	// the receiver's release (other).
+	if c := e.Stats().Counters; c.LockExpired != 2 || c.SessionReleased != 1 {
+		t.Errorf("counters: %d lock expiries, %d session releases; want 2, 1", c.LockExpired, c.SessionReleased)
+	}
 }
 
 func TestSessionStateAndListing(t *testing.T) {

@@ -32,8 +32,9 @@ type FaultState struct {
 	DelayedRequests   uint64        // requests delayed so far (Reset keeps the count)
 }
 
-// FailRenewLocks makes the next n renew-lock requests fail with status 410 (the SDK reports
-// CodeLockLost; the lock itself stays valid in the broker) or 503 (server busy: the SDK
+// FailRenewLocks makes the next n renew-lock or renew-session-lock requests fail with status 410
+// (com.microsoft:message-lock-lost, or com.microsoft:session-lock-lost for a session: the SDK
+// reports CodeLockLost; the lock itself stays valid in the broker) or 503 (server busy: the SDK
 // retries). n = 0 clears the fault.
 func (f *Faults) FailRenewLocks(n int, status int) error {
 	if n < 0 {

@@ -50,6 +50,12 @@ func (h *Handler) renewSessionLock(e *broker.Entity, body map[string]any, c Call
 	if st.code != 0 {
 		return nil, st
 	}
+	if code := h.faults.takeRenewFailure(); code != 0 {
+		if code == 410 {
+			return nil, status{code: 410, desc: broker.SessionLockLostDescription + " (injected fault)", cond: CondSessionLockLost}
+		}
+		return nil, status{code: code, desc: "The server is busy; please retry (injected fault).", cond: CondServerBusy}
+	}
 	until, err := sl.Renew()
 	if err != nil {
 		return nil, h.brokerStatus(OpRenewSessionLock, err)

@@ -93,3 +93,38 @@ func TestSessionOperations(t *testing.T) {
 		t.Errorf("sessions after the loss: %v", ids)
 	}
 }
+
+// FailRenewLocks applies to renew-session-lock: 503 is server-busy, 410 is session-lock-lost (the condition
+// the service answers when the session lock is gone), and the session lock itself stays held.
+func TestRenewSessionLockFaults(t *testing.T) {
+	f := newFixtureWith(t, func(p *broker.QueueProperties) { p.RequiresSession = true })
+	sid := "s"
+	m := amqp.NewMessage([]byte("m"))
+	m.Properties = &amqp.MessageProperties{GroupID: &sid}
+	if err := f.b.Send("orders", m); err != nil {
+		t.Fatal(err)
+	}
+	sl, err := f.e.AcceptSession(sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := Caller{Rights: AllRights, AssociatedLink: "receiver-link", Session: sl}
+	renew := func() sdkResponse {
+		t.Helper()
+		return decode(t, f.h.Answer("orders", sdkRequest(t, OpRenewSessionLock, map[string]any{"session-id": sid}), caller))
+	}
+	for _, tt := range []struct {
+		status int
+		cond   string
+	}{{503, CondServerBusy}, {410, CondSessionLockLost}} {
+		if err := f.h.Faults().FailRenewLocks(1, tt.status); err != nil {
+			t.Fatal(err)
+		}
+		if r := renew(); int(r.code) != tt.status || r.cond != tt.cond {
+			t.Errorf("renew-session-lock with a %d fault: %d %q, want %d %q", tt.status, r.code, r.cond, tt.status, tt.cond)
+		}
+		if r := renew(); r.code != 200 {
+			t.Errorf("renew-session-lock after the fault: %d %q: the session lock should still be held", r.code, r.desc)
+		}
+	}
+}
