@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/labstack/echo/v4"
 
 	"github.com/holdfast-dev/holdfast/internal/config"
@@ -41,7 +39,7 @@ func newLazyDrain(cfg *config.Config, l *ledger.Ledger, logger *slog.Logger) *la
 		o := &drain.Options{Ledger: l, Receiver: recv, Sender: send, Logger: logger}
 		if cfg.RequiresSession {
 			o.Receiver = nil // a plain receiver cannot attach to a session entity
-			o.Sessions, o.ListSessions = sessionFuncs(client, cfg.Entity)
+			o.Sessions, o.ListSessions = drain.SessionFuncs(client, cfg.Entity.String(), config.CloseTimeout)
 		}
 		svc, err := drain.New(o)
 		if err != nil {
@@ -69,45 +67,6 @@ func (d *lazyDrain) Action(c echo.Context) error {
 		return drainUnavailable(err)
 	}
 	return h.Action(c)
-}
-
-// sessionFuncs are the drain's Options.Sessions and Options.ListSessions for the session-enabled entity e on
-// client: a receiver holding one session (a session another receiver holds answers ledger.ErrSessionBusy),
-// and the sessions Service Bus lists.
-func sessionFuncs(client *azservicebus.Client, e config.Entity) (func(context.Context, string) (drain.Receiver, func(), error), func(context.Context) ([]string, error)) {
-	open := func(ctx context.Context, sid string) (drain.Receiver, func(), error) {
-		sr, err := process.AcceptSession(ctx, client, e.String(), sid)
-		if errors.Is(err, process.ErrSessionLocked) {
-			return nil, nil, fmt.Errorf("%w: %w", ledger.ErrSessionBusy, err)
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		release := func() {
-			ctx, cancel := context.WithTimeout(context.Background(), config.CloseTimeout)
-			defer cancel()
-			_ = sr.Close(ctx)
-		}
-		return sr, release, nil
-	}
-	list := func(ctx context.Context) ([]string, error) {
-		var ids []string
-		var pager *runtime.Pager[azservicebus.ListSessionsResponse]
-		if e.Queue != "" {
-			pager = client.NewListSessionsForQueuePager(e.Queue, nil)
-		} else {
-			pager = client.NewListSessionsForSubscriptionPager(e.Topic, e.Subscription, nil)
-		}
-		for pager.More() {
-			page, err := pager.NextPage(ctx)
-			if err != nil {
-				return ids, err
-			}
-			ids = append(ids, page.Sessions...)
-		}
-		return ids, nil
-	}
-	return open, list
 }
 
 func drainUnavailable(err error) error {
