@@ -149,8 +149,13 @@ func (r *run) executeSessions() (Summary, error) {
 }
 
 // sessionWorker accepts the next available session and serves it, again and again, until none is available
-// within NoMessageWait, receiving stops or accepting fails (returned, wrapping ErrReceive).
+// within NoMessageWait, receiving stops or accepting fails (returned, wrapping ErrReceive). An accept that
+// fails with a lost connection is tried once more: the SDK does not retry accepts, and the failed one
+// recovered the connection (azservicebus v1.11.0 internal/namespace.go: a claim negotiation that fails with a
+// connection error recovers the connection and returns the error), as after a connection the service closed
+// while the client was idle.
 func (r *run) sessionWorker() error {
+	retried := false
 	for {
 		wait := min(r.o.NoMessageWait, time.Until(r.stopReceive))
 		if wait <= 0 || r.workCtx.Err() != nil || r.acceptFailed.Load() {
@@ -161,15 +166,26 @@ func (r *run) sessionWorker() error {
 		cancel()
 		switch {
 		case err == nil:
+			retried = false
 		case r.workCtx.Err() != nil || IsNoSession(err):
 			r.logger.Debug("no session available within the wait; this worker stops", slog.Duration("wait", wait))
 			return nil
+		case !retried && isConnectionLost(err):
+			retried = true
+			r.logger.Warn("accepting a session failed on a lost connection; trying once more", slog.Any("error", err))
+			continue
 		default:
 			r.acceptFailed.Store(true)
 			return fmt.Errorf("%w: accept next session: %w", ErrReceive, err)
 		}
 		r.serveSession(sr, nil)
 	}
+}
+
+// isConnectionLost reports whether err is the SDK's CodeConnectionLost.
+func isConnectionLost(err error) bool {
+	var sbErr *azservicebus.Error
+	return errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeConnectionLost
 }
 
 // claimDueSessions claims the due deferred messages of the entity, grouped by session, and returns them as a

@@ -258,3 +258,30 @@ func TestEmulatorSessionsEmptyEntity(t *testing.T) {
 		t.Errorf("summary line %q", s.String())
 	}
 }
+
+// A connection dropped between two runs of one Service (as an idle connection the service closes): the SDK
+// does not retry an accept, and the first one on the dead connection fails (CodeConnectionLost) after
+// recovering the connection. The next run must still serve the session, not fail.
+func TestEmulatorSessionRunAfterDroppedConnection(t *testing.T) {
+	e := startSessionEnv(t, sessionLock)
+	var completed atomic.Int64
+	svc := e.sessionService(t, sessionLock, map[string]string{config.SettingMaxSessions: "1"}, processor.Func(func(context.Context, *azservicebus.ReceivedMessage) processor.Outcome {
+		completed.Add(1)
+		return processor.Complete()
+	}))
+	e.sendSession(t, "order-a", "1")
+	if s, err := svc.Run(context.Background()); err != nil || s.Completed != 1 {
+		t.Fatalf("first run: %+v, %v; want its message completed", s, err)
+	}
+	if n := e.srv.Faults().DropConnections(); n == 0 {
+		t.Fatal("no connection to drop")
+	}
+	e.sendSession(t, "order-b", "1")
+	s, err := svc.Run(context.Background())
+	if err != nil || s.Sessions != 1 || s.Completed != 1 {
+		t.Fatalf("run after the dropped connection: %+v, %v; want session order-b accepted and its message completed", s, err)
+	}
+	if completed.Load() != 2 {
+		t.Errorf("processor completed %d messages, want 2", completed.Load())
+	}
+}
