@@ -44,6 +44,8 @@ type world struct {
 	cfg    *config.Config
 	client *azservicebus.Client // the test's own client: sends and peeks
 	proc   *behaviours
+	// expired: the session lock fault fired (fSessionExpired).
+	expired atomic.Bool
 }
 
 func newWorld(t *testing.T, c cell) *world {
@@ -56,6 +58,7 @@ func newWorld(t *testing.T, c cell) *world {
 	props := broker.DefaultQueueProperties()
 	props.LockDuration, props.MaxDeliveryCount = c.lock, 10
 	props.RequiresDuplicateDetection = true // the template's default: resubmission relies on it after a crash
+	props.RequiresSession = c.sess
 	if err := srv.Broker().CreateQueue(queue, props); err != nil {
 		t.Fatal(err)
 	}
@@ -63,17 +66,21 @@ func newWorld(t *testing.T, c cell) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.LoadWith(func(k string) string {
-		return map[string]string{
-			config.SettingServiceBus:     srv.ConnectionString(),
-			config.SettingEntity:         queue,
-			config.SettingRunBudget:      c.budget().String(),
-			config.SettingConcurrency:    fmt.Sprint(c.concurrency()),
-			config.SettingBatchSize:      fmt.Sprint(c.concurrency()),
-			config.SettingLockDuration:   c.lock.String(),
-			config.SettingMaxLockRenewal: (10 * time.Minute).String(),
-		}[k]
-	}, &config.LoadOptions{FunctionTimeout: 30 * time.Minute, CustomProcessor: true})
+	settings := map[string]string{
+		config.SettingServiceBus:     srv.ConnectionString(),
+		config.SettingEntity:         queue,
+		config.SettingRunBudget:      c.budget().String(),
+		config.SettingConcurrency:    fmt.Sprint(c.concurrency()),
+		config.SettingBatchSize:      fmt.Sprint(c.concurrency()),
+		config.SettingLockDuration:   c.lock.String(),
+		config.SettingMaxLockRenewal: (10 * time.Minute).String(),
+	}
+	if c.sess {
+		settings[config.SettingRequiresSession] = "true"
+		settings[config.SettingMaxSessions] = fmt.Sprint(len(sessionIDs))
+	}
+	cfg, err := config.LoadWith(func(k string) string { return settings[k] },
+		&config.LoadOptions{FunctionTimeout: 30 * time.Minute, CustomProcessor: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +113,21 @@ func (w *world) ledger(out *testenv.Outage) *ledger.Ledger {
 	return l
 }
 
-// send sends one message per behaviour name, with MessageID = the logical message's name.
+// sessionIDs are the sessions of a session cell's messages (sessionOf).
+var sessionIDs = []string{"s1", "s2"}
+
+// sessionOf is the session of logical message id in a session cell: m1, m3, … in s1; d, m2, m4, … in s2
+// (d first: the session's later messages go on while it is deferred).
+func sessionOf(id string) string {
+	var n int
+	if _, err := fmt.Sscanf(id, "m%d", &n); err == nil && n%2 == 1 {
+		return sessionIDs[0]
+	}
+	return sessionIDs[1]
+}
+
+// send sends one message per behaviour name, with MessageID = the logical message's name; in a session cell
+// one at a time in name order (so d, m1, m2, … in sequence-number order), each with its session.
 func (w *world) send(ctx context.Context, msgs map[string]behaviour) {
 	w.t.Helper()
 	s, err := w.client.NewSender(queue, nil)
@@ -114,6 +135,16 @@ func (w *world) send(ctx context.Context, msgs map[string]behaviour) {
 		w.t.Fatal(err)
 	}
 	defer s.Close(ctx)
+	if w.c.sess {
+		for _, id := range sortedKeys(msgs) {
+			body, _ := json.Marshal(map[string]string{"b": string(msgs[id])})
+			sid := sessionOf(id)
+			if err := s.SendMessage(ctx, &azservicebus.Message{MessageID: &id, SessionID: &sid, Body: body}, nil); err != nil {
+				w.t.Fatal(err)
+			}
+		}
+		return
+	}
 	batch, err := s.NewMessageBatch(ctx, nil)
 	if err != nil {
 		w.t.Fatal(err)
@@ -175,10 +206,27 @@ type behaviours struct {
 	mu        sync.Mutex
 	calls     map[string]int                // logical message → processor calls; guarded by mu
 	completed map[string]map[int64]struct{} // logical message → sequence numbers it returned Complete for; guarded by mu
+	// Session cells: every call of each session in the order they started, the calls of each session in
+	// progress (a processor that hangs not counted: the run gives up on it), and the calls that overlapped
+	// another of their session. Guarded by mu.
+	sessCalls map[string][]*sessCall
+	inFlight  map[string]int
+	overlaps  []string
+}
+
+// sessCall is one processor call on a message of a session.
+type sessCall struct {
+	id       string // logical message
+	seq      int64
+	delivery uint32
+	returned bool // the processor returned (it did not panic or hang)
+	complete bool // … with Complete
+	lost     bool // … with its context ended by the session lock's loss
 }
 
 func newBehaviours(lock time.Duration) *behaviours {
-	return &behaviours{lock: lock, hung: make(chan struct{}), calls: map[string]int{}, completed: map[string]map[int64]struct{}{}}
+	return &behaviours{lock: lock, hung: make(chan struct{}), calls: map[string]int{}, completed: map[string]map[int64]struct{}{},
+		sessCalls: map[string][]*sessCall{}, inFlight: map[string]int{}}
 }
 
 func (p *behaviours) releaseHung() { p.once.Do(func() { close(p.hung) }) }
@@ -191,9 +239,60 @@ func logical(m *azservicebus.ReceivedMessage) (id string, copy bool) {
 	return m.MessageID, false
 }
 
-// Process records the call and, when it returns Complete, the sequence number it completed.
+// Process records the call and, when it returns Complete, the sequence number it completed; for a message of a
+// session, the call in its session's log.
 func (p *behaviours) Process(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+	if m.SessionID != nil && m.SequenceNumber != nil {
+		call := p.startSession(*m.SessionID, m)
+		var out processor.Outcome
+		returned := false
+		defer func() { p.endSession(ctx, *m.SessionID, call, returned, out) }()
+		out = p.process(ctx, m)
+		returned = true
+		p.recordCompletion(m, out)
+		return out
+	}
 	out := p.process(ctx, m)
+	p.recordCompletion(m, out)
+	return out
+}
+
+// startSession logs a call on m of session sid and notes an overlap with another call of the session.
+func (p *behaviours) startSession(sid string, m *azservicebus.ReceivedMessage) *sessCall {
+	id, _ := logical(m)
+	call := &sessCall{id: id, seq: *m.SequenceNumber, delivery: m.DeliveryCount}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sessCalls[sid] = append(p.sessCalls[sid], call)
+	if !hangs(m) {
+		if p.inFlight[sid] > 0 {
+			p.overlaps = append(p.overlaps, fmt.Sprintf("session %s: %s (sequence number %d) processed while another message of the session was in progress", sid, id, call.seq))
+		}
+		p.inFlight[sid]++
+	}
+	return call
+}
+
+func (p *behaviours) endSession(ctx context.Context, sid string, call *sessCall, returned bool, out processor.Outcome) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	call.returned, call.complete = returned, returned && out.Kind == processor.KindComplete
+	call.lost = errors.Is(context.Cause(ctx), process.ErrSessionLockLost)
+	if p.inFlight[sid] > 0 {
+		p.inFlight[sid]--
+	}
+}
+
+// hangs reports whether m's behaviour is to hang.
+func hangs(m *azservicebus.ReceivedMessage) bool {
+	var body struct{ B behaviour }
+	_ = json.Unmarshal(m.Body, &body)
+	_, copy := logical(m)
+	return !copy && body.B == bHang
+}
+
+// recordCompletion notes the sequence number of m when the processor returned Complete for it.
+func (p *behaviours) recordCompletion(m *azservicebus.ReceivedMessage, out processor.Outcome) {
 	if out.Kind == processor.KindComplete && m.SequenceNumber != nil {
 		id, _ := logical(m)
 		p.mu.Lock()
@@ -203,7 +302,60 @@ func (p *behaviours) Process(ctx context.Context, m *azservicebus.ReceivedMessag
 		p.completed[id][*m.SequenceNumber] = struct{}{}
 		p.mu.Unlock()
 	}
-	return out
+}
+
+// sessionProblems checks the session invariants over every call of the cell: the messages of a session are
+// processed one at a time, completed in sequence-number order, and after a call cut short by the loss of
+// its session's lock no later message of the session is completed before that message is delivered again
+// (unless it ended dead-lettered: its last delivery lost its lock at MaxDeliveryCount).
+func (p *behaviours) sessionProblems(states map[string]endState) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	problems := append([]string(nil), p.overlaps...)
+	for _, sid := range sortedKeys(p.sessCalls) {
+		calls := p.sessCalls[sid]
+		var last *sessCall
+		for _, c := range calls {
+			if !c.complete {
+				continue
+			}
+			if last != nil && c.seq < last.seq {
+				problems = append(problems, fmt.Sprintf("session %s: %s (sequence number %d) completed after %s (%d): out of order", sid, c.id, c.seq, last.id, last.seq))
+			}
+			last = c
+		}
+		for i, c := range calls {
+			if !c.lost || states[c.id] == stDeadLettered {
+				continue
+			}
+			for _, next := range calls[i+1:] {
+				if next.seq == c.seq {
+					break // delivered again
+				}
+				if next.complete && next.seq > c.seq {
+					problems = append(problems, fmt.Sprintf("session %s: %s (sequence number %d) completed after the session lock was lost on %s (%d, delivery %d) and before %s was delivered again",
+						sid, next.id, next.seq, c.id, c.seq, c.delivery, c.id))
+					break
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// sessionLost counts the calls cut short by the loss of their session's lock.
+func (p *behaviours) sessionLost() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, calls := range p.sessCalls {
+		for _, c := range calls {
+			if c.lost {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // completions returns the sequence numbers of id's messages the processor completed.
@@ -360,8 +512,21 @@ func (w *world) drainer(crash crashPoint) *drainer {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	d.svc, err = drain.New(&drain.Options{Ledger: w.ledger(d.out), Receiver: crashingReceiver{recv, d}, Sender: crashingSender{send, d},
-		LeaseDuration: leaseDuration, ReconcileLockDuration: w.c.lock, Logger: testLogger(w.t)})
+	o := &drain.Options{Ledger: w.ledger(d.out), Receiver: crashingReceiver{recv, d}, Sender: crashingSender{send, d},
+		LeaseDuration: leaseDuration, ReconcileLockDuration: w.c.lock, Logger: testLogger(w.t)}
+	if w.c.sess {
+		// As the handler wires the drain of a session entity: a receiver per session, through the crash points.
+		open, list := drain.SessionFuncs(client, queue, config.CloseTimeout)
+		o.Receiver, o.ListSessions = nil, list
+		o.Sessions = func(ctx context.Context, sid string) (drain.Receiver, func(), error) {
+			r, release, err := open(ctx, sid)
+			if err != nil {
+				return nil, nil, err
+			}
+			return crashingReceiver{r, d}, release, nil
+		}
+	}
+	d.svc, err = drain.New(o)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -466,11 +631,11 @@ const (
 // reason, still locked.
 func (w *world) inspect(ctx context.Context, ids []string) (map[string]endState, []error) {
 	w.t.Helper()
-	peekAll := func(o *azservicebus.ReceiverOptions) []*azservicebus.ReceivedMessage {
-		r, err := w.client.NewReceiverForQueue(queue, o)
-		if err != nil {
-			w.t.Fatal(err)
-		}
+	type peeker interface {
+		PeekMessages(context.Context, int, *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
+		Close(context.Context) error
+	}
+	peek := func(r peeker) []*azservicebus.ReceivedMessage {
 		defer r.Close(ctx)
 		var out []*azservicebus.ReceivedMessage
 		var from int64
@@ -486,7 +651,31 @@ func (w *world) inspect(ctx context.Context, ids []string) (map[string]endState,
 			from = *page[len(page)-1].SequenceNumber + 1
 		}
 	}
-	live := peekAll(nil)
+	peekAll := func(o *azservicebus.ReceiverOptions) []*azservicebus.ReceivedMessage {
+		r, err := w.client.NewReceiverForQueue(queue, o)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		return peek(r)
+	}
+	var live []*azservicebus.ReceivedMessage
+	if w.c.sess {
+		// A session's messages are peeked through a receiver that holds it; the dead-letter queue has no sessions.
+		// The SDK does not retry an accept: the first one after a dropped connection fails, and recovers the
+		// connection (azservicebus internal/namespace.go, startNegotiateClaimRenewer).
+		for _, sid := range sessionIDs {
+			r, err := w.client.AcceptSessionForQueue(ctx, queue, sid, nil)
+			if err != nil {
+				r, err = w.client.AcceptSessionForQueue(ctx, queue, sid, nil)
+			}
+			if err != nil {
+				w.t.Fatalf("accept session %s to peek it: %v", sid, err)
+			}
+			live = append(live, peek(r)...)
+		}
+	} else {
+		live = peekAll(nil)
+	}
 	dead := peekAll(&azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
 	rows, _, err := w.ledger(&testenv.Outage{}).List(ctx, 1000, "")
 	if err != nil {

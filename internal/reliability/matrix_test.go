@@ -35,6 +35,9 @@ const (
 	fMgmtSlow       fault = "mgmt slower than lead"
 	fIdleDetach     fault = "idle link detached"
 	fTablesDown     fault = "tables down in defer"
+	// fSessionExpired (session cells): the lock of session s1 expires mid-run, as when its renewals stop
+	// reaching the service.
+	fSessionExpired fault = "session lock expired"
 	// fTwoDrops is the short-lock scenario: connections dropped twice 6 s apart, 1 s of refused connections
 	// at the first drop, and three transient renewal failures.
 	fTwoDrops fault = "2 drops 6s apart"
@@ -57,6 +60,9 @@ var (
 	allBehaviours = []behaviour{bFast, b3x, b10x, bHang, bPanic, bError}
 	allFaults     = []fault{fNone, fRenewTransient, fRenewLost, fConnDrop, fMgmtSlow, fIdleDetach, fTablesDown}
 	allCrashes    = []crashPoint{crashNone, crashAfterRecord, crashAfterDefer, crashAfterReceive, crashAfterSend, crashAfterSettle}
+	// allSessionFaults: the session cells' faults. The renewal faults hit renew-session-lock (a session's
+	// messages have no lock of their own).
+	allSessionFaults = append(append([]fault(nil), allFaults...), fSessionExpired)
 )
 
 // ciCells is the selection make test runs: every behaviour, fault and crash point at least once.
@@ -68,10 +74,16 @@ var ciCells = []cell{
 	{b: bPanic, f: fIdleDetach, c: crashAfterDefer},
 	{b: bHang, f: fTablesDown, c: crashNone},
 	{b: b10x, f: fNone, c: crashNone},
+	// Session cells: the session lock expiring mid-work, a dropped connection.
+	{sess: true, b: b3x, f: fSessionExpired, c: crashAfterReceive},
+	{sess: true, b: bFast, f: fConnDrop, c: crashAfterSend},
 }
 
 // cell is one combination of the matrix.
 type cell struct {
+	// sess: the queue is session-enabled and the runs are session runs (HOLDFAST_REQUIRES_SESSION); the
+	// messages are in two sessions (sessionOf).
+	sess bool
 	b    behaviour
 	f    fault
 	c    crashPoint
@@ -88,7 +100,12 @@ func twoDrops(n int) cell {
 	return cell{b: bCustom, f: fTwoDrops, c: crashNone, lock: 5 * time.Second, n: n, work: 7 * time.Second, noLoss: true}
 }
 
-func (c cell) name() string { return fmt.Sprintf("%s/%s/%s", c.b, c.f, c.c) }
+func (c cell) name() string {
+	if c.sess {
+		return fmt.Sprintf("sessions/%s/%s/%s", c.b, c.f, c.c)
+	}
+	return fmt.Sprintf("%s/%s/%s", c.b, c.f, c.c)
+}
 
 func (c cell) messages() int { return cmp.Or(c.n, 3) }
 
@@ -101,18 +118,23 @@ func (c cell) concurrency() int {
 	return c.messages() + 1
 }
 
-// budget is the run budget: long enough for the work (10× the lock, renewed), short for the processor that
-// hangs (the run gives up on it at the deadline plus the stuck grace).
+// budget is the run budget: long enough for the work (10× the lock, renewed; in a session cell, one message
+// of a session after the other, and once more after a lost session lock), short for the processor that hangs
+// (the run gives up on it at the deadline plus the stuck grace).
 func (c cell) budget() time.Duration {
+	serial := time.Duration(1)
+	if c.sess {
+		serial = time.Duration((c.messages()+1)/2 + 1)
+	}
 	switch c.b {
 	case b10x:
-		return 10*c.lock + 10*time.Second
+		return serial*10*c.lock + 10*time.Second
 	case bHang:
 		return 4 * time.Second
 	case bCustom:
 		return 2*c.work + 30*time.Second
 	}
-	return 3*c.lock + 8*time.Second
+	return serial*3*c.lock + 8*time.Second
 }
 
 // outcome is what a cell observed.
@@ -126,6 +148,8 @@ type outcome struct {
 	elapsed     time.Duration
 	unseen      int64  // deliveries in flight to a closing receive link, locked until their lock expired
 	runErr      string // run 1 failed to receive after a connection fault (tolerated, shown)
+	expired     bool   // session cells: the session lock fault fired
+	cutShort    int    // session cells: processor calls whose context ended with their session's lock lost
 }
 
 // expected returns the end states a logical message may have in c.
@@ -243,6 +267,18 @@ func runCell(t *testing.T, c cell) *outcome {
 	for _, p := range problems {
 		o.problems = append(o.problems, p.Error())
 	}
+	if c.sess {
+		o.problems = append(o.problems, w.proc.sessionProblems(states)...)
+		o.expired, o.cutShort = w.expired.Load(), w.proc.sessionLost()
+		switch {
+		case c.f != fSessionExpired || o.crashed:
+		case !o.expired:
+			o.problems = append(o.problems, "the lock of session s1 was never expired: the run did not hold it after the fault's time")
+		case (c.b == b3x || c.b == b10x) && o.cutShort == 0:
+			// The lock expired while m1's work (several locks long) was in progress: its processor must be told.
+			o.problems = append(o.problems, "the lock of session s1 expired during m1's work, but no processor call ended with ErrSessionLockLost as its cause")
+		}
+	}
 	for _, id := range sortedKeys(msgs) {
 		want := c.expected(id, o)
 		if !containsState(want, states[id]) {
@@ -284,16 +320,24 @@ func (o *outcome) check(what string, s process.Summary, before, after broker.Cou
 	// link when the run closed it, which stay locked until their lock expires (the race the split receiver
 	// keeps small by closing the link as soon as receiving ends). Every lock that expired is one the run
 	// reported lost, or one of those.
+	//
+	// In a session cell, the locks of a session's messages end with the session's: by expiry, or when the run
+	// closes the session's receiver (after a renewal answered session-lock-lost, the run lets go of a lock the
+	// service may still hold, and the messages are available again at once).
 	unseen := d(after.Received, before.Received) - d(after.Released, before.Released) - s.Received
-	if got := d(after.LockExpired, before.LockExpired); unseen < 0 || got != s.LocksLost+unseen {
-		bad = append(bad, fmt.Sprintf("locks expired %d ≠ summary locks lost %d + %d deliveries the run never saw", got, s.LocksLost, unseen))
+	ended := d(after.LockExpired, before.LockExpired) + d(after.SessionReleased, before.SessionReleased)
+	if unseen < 0 || ended != s.LocksLost+unseen {
+		bad = append(bad, fmt.Sprintf("locks expired or released with their session %d ≠ summary locks lost %d + %d deliveries the run never saw", ended, s.LocksLost, unseen))
 	}
 	if unseen > 0 {
 		o.unseen += unseen
 	}
+	// A session's hold may end (the session released when idle) while its renewal is in flight: the service
+	// renewed, the run stopped waiting. At most one such renewal per session.
 	renewed := d(after.LockRenewed, before.LockRenewed)
-	if lossy := f == fConnDrop || f == fMgmtSlow || f == fTwoDrops; renewed < int64(s.Renewals) || (!lossy && renewed != int64(s.Renewals)) {
-		bad = append(bad, fmt.Sprintf("locks renewed %d vs summary %d", renewed, s.Renewals))
+	lossy := f == fConnDrop || f == fMgmtSlow || f == fTwoDrops
+	if renewed < int64(s.Renewals) || (!lossy && renewed > int64(s.Renewals)+s.Sessions) {
+		bad = append(bad, fmt.Sprintf("locks renewed %d vs summary %d (%d sessions)", renewed, s.Renewals, s.Sessions))
 	}
 	if len(bad) > 0 {
 		o.problems = append(o.problems, what+" summary vs emulator: "+strings.Join(bad, "; "))
@@ -330,6 +374,38 @@ func (w *world) inject(c cell) (stop func()) {
 					must(w.t, fs.RefuseConnections(time.Second))
 				}
 				fs.DropConnections()
+			}
+		})
+	case fSessionExpired:
+		// While s1 works on its first message (or, for fast work, waits for more): expire its lock once, as
+		// soon as it is locked from then on.
+		at := 6 * c.lock / 5
+		if c.b == bFast {
+			at = 300 * time.Millisecond
+		}
+		wg.Go(func() {
+			t := time.NewTimer(at)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				if err := fs.ExpireSessionLock(queue, sessionIDs[0]); err == nil {
+					w.expired.Store(true)
+					return
+				} else if !errors.Is(err, broker.ErrSessionLockLost) {
+					w.t.Errorf("expire the lock of session %s: %v", sessionIDs[0], err)
+					return
+				}
+				select {
+				case <-tick.C:
+				case <-done:
+					return
+				}
 			}
 		})
 	case fConnDrop:
@@ -392,6 +468,13 @@ func TestReliability(t *testing.T) {
 			}
 		}
 		cells = append(cells, twoDrops(16))
+		for _, b := range allBehaviours {
+			for _, f := range allSessionFaults {
+				for _, c := range allCrashes {
+					cells = append(cells, cell{sess: true, b: b, f: f, c: c})
+				}
+			}
+		}
 	}
 	var mu sync.Mutex
 	var results []*outcome
@@ -420,14 +503,17 @@ func printMatrix(t *testing.T, results []*outcome) {
 			return 1 << 20
 		}
 		i := 0
+		if o.sess {
+			i = 1 << 21
+		}
 		for bi, b := range allBehaviours {
 			if b == o.b {
 				i = bi
 			}
 		}
-		for fi, f := range allFaults {
+		for fi, f := range allSessionFaults {
 			if f == o.f {
-				i = i*len(allFaults) + fi
+				i = i*len(allSessionFaults) + fi
 			}
 		}
 		for ci, c := range allCrashes {
@@ -439,8 +525,9 @@ func printMatrix(t *testing.T, results []*outcome) {
 	}
 	sortOutcomes(results, idx)
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nreliability matrix: %d cells; 2s locks (the 2-drop cell: 5s), 3 messages per cell (2-drop: 8 or 16) and \"d\", deferred then resubmitted\n", len(results))
-	fmt.Fprintf(&b, "%-9s %-22s %-20s %-5s | %-30s | %-30s | %-24s | %s\n", "processor", "fault", "crash point", "fired",
+	fmt.Fprintf(&b, "\nreliability matrix: %d cells; 2s locks (the 2-drop cell: 5s), 3 messages per cell (2-drop: 8 or 16) and \"d\", deferred then resubmitted;\n", len(results))
+	fmt.Fprintf(&b, "session cells: a session queue, d, m2 in session s2 and m1, m3 in s1\n")
+	fmt.Fprintf(&b, "%-8s %-9s %-22s %-20s %-5s | %-30s | %-30s | %-24s | %s\n", "entity", "processor", "fault", "crash point", "fired",
 		"run 1 rcv/cmp/abd/dl/dfr/lost/stk", "last run rcv/cmp/abd/dl/dfr/lost/stk", "end state: m…, d", "result")
 	bad := 0
 	for _, o := range results {
@@ -458,7 +545,14 @@ func printMatrix(t *testing.T, results []*outcome) {
 		if o.runErr != "" {
 			res += " (run 1 receive failed)"
 		}
-		fmt.Fprintf(&b, "%-9s %-22s %-20s %-5t | %-30s | %-30s | %-24s | %s %s\n", o.b, o.f, o.c, o.fired, run1, sum(o.final),
+		entity := "queue"
+		if o.sess {
+			entity = "sessions"
+			if n := o.run1.SessionLocksLost + o.final.SessionLocksLost; n > 0 || o.cutShort > 0 {
+				res += fmt.Sprintf(" (%d session locks lost, %d calls cut short)", n, o.cutShort)
+			}
+		}
+		fmt.Fprintf(&b, "%-8s %-9s %-22s %-20s %-5t | %-30s | %-30s | %-24s | %s %s\n", entity, o.b, o.f, o.c, o.fired, run1, sum(o.final),
 			ends(o.states), res, o.elapsed.Round(time.Second))
 	}
 	fmt.Fprintf(&b, "%d of %d cells lose or strand nothing and match the emulator's counters\n", len(results)-bad, len(results))
