@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -207,18 +208,31 @@ type behaviours struct {
 	calls     map[string]int                // logical message → processor calls; guarded by mu
 	completed map[string]map[int64]struct{} // logical message → sequence numbers it returned Complete for; guarded by mu
 	// Session cells: every call of each session in the order they started, the calls of each session in
-	// progress (a processor that hangs not counted: the run gives up on it), and the calls that overlapped
-	// another of their session. Guarded by mu.
+	// progress (a processor that hangs not counted: the run gives up on it), and the calls that started while
+	// another of their session was in progress. Guarded by mu.
 	sessCalls map[string][]*sessCall
-	inFlight  map[string]int
-	overlaps  []string
+	inFlight  map[string][]*sessCall
+	overlaps  []overlap
 }
+
+// overlap is a call that started (at) while another call of its session was in progress.
+type overlap struct {
+	sid         string
+	call, other *sessCall
+	at          time.Time
+}
+
+// expiryRace bounds the overlap allowed at a session lock's expiry: the service hands the session to the
+// next receiver when the lock expires, and the run tells the processor of the message in progress when its
+// own timer for the same expiry fires.
+const expiryRace = 100 * time.Millisecond
 
 // sessCall is one processor call on a message of a session.
 type sessCall struct {
 	id       string // logical message
 	seq      int64
 	delivery uint32
+	ended    time.Time
 	returned bool // the processor returned (it did not panic or hang)
 	complete bool // … with Complete
 	lost     bool // … with its context ended by the session lock's loss
@@ -226,7 +240,7 @@ type sessCall struct {
 
 func newBehaviours(lock time.Duration) *behaviours {
 	return &behaviours{lock: lock, hung: make(chan struct{}), calls: map[string]int{}, completed: map[string]map[int64]struct{}{},
-		sessCalls: map[string][]*sessCall{}, inFlight: map[string]int{}}
+		sessCalls: map[string][]*sessCall{}, inFlight: map[string][]*sessCall{}}
 }
 
 func (p *behaviours) releaseHung() { p.once.Do(func() { close(p.hung) }) }
@@ -265,10 +279,10 @@ func (p *behaviours) startSession(sid string, m *azservicebus.ReceivedMessage) *
 	defer p.mu.Unlock()
 	p.sessCalls[sid] = append(p.sessCalls[sid], call)
 	if !hangs(m) {
-		if p.inFlight[sid] > 0 {
-			p.overlaps = append(p.overlaps, fmt.Sprintf("session %s: %s (sequence number %d) processed while another message of the session was in progress", sid, id, call.seq))
+		for _, other := range p.inFlight[sid] {
+			p.overlaps = append(p.overlaps, overlap{sid: sid, call: call, other: other, at: time.Now()})
 		}
-		p.inFlight[sid]++
+		p.inFlight[sid] = append(p.inFlight[sid], call)
 	}
 	return call
 }
@@ -276,11 +290,9 @@ func (p *behaviours) startSession(sid string, m *azservicebus.ReceivedMessage) *
 func (p *behaviours) endSession(ctx context.Context, sid string, call *sessCall, returned bool, out processor.Outcome) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	call.returned, call.complete = returned, returned && out.Kind == processor.KindComplete
+	call.ended, call.returned, call.complete = time.Now(), returned, returned && out.Kind == processor.KindComplete
 	call.lost = errors.Is(context.Cause(ctx), process.ErrSessionLockLost)
-	if p.inFlight[sid] > 0 {
-		p.inFlight[sid]--
-	}
+	p.inFlight[sid] = slices.DeleteFunc(p.inFlight[sid], func(c *sessCall) bool { return c == call })
 }
 
 // hangs reports whether m's behaviour is to hang.
@@ -308,10 +320,20 @@ func (p *behaviours) recordCompletion(m *azservicebus.ReceivedMessage, out proce
 // processed one at a time, completed in sequence-number order, and after a call cut short by the loss of
 // its session's lock no later message of the session is completed before that message is delivered again
 // (unless it ended dead-lettered: its last delivery lost its lock at MaxDeliveryCount).
-func (p *behaviours) sessionProblems(states map[string]endState) []string {
+//
+// A call may start at most expiryRace before the one in progress in its session returns, when that one was
+// cut short by its session lock's expiry (races counts those).
+func (p *behaviours) sessionProblems(states map[string]endState) (problems []string, races int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	problems := append([]string(nil), p.overlaps...)
+	for _, o := range p.overlaps {
+		if o.other.lost && !o.other.ended.IsZero() && o.other.ended.Sub(o.at) <= expiryRace {
+			races++
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("session %s: %s (sequence number %d, delivery %d) processed while %s (%d, delivery %d) was in progress",
+			o.sid, o.call.id, o.call.seq, o.call.delivery, o.other.id, o.other.seq, o.other.delivery))
+	}
 	for _, sid := range sortedKeys(p.sessCalls) {
 		calls := p.sessCalls[sid]
 		var last *sessCall
@@ -340,7 +362,7 @@ func (p *behaviours) sessionProblems(states map[string]endState) []string {
 			}
 		}
 	}
-	return problems
+	return problems, races
 }
 
 // sessionLost counts the calls cut short by the loss of their session's lock.
