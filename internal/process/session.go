@@ -249,8 +249,18 @@ func (r *run) serveDueSession(job DueSession) {
 func (r *run) serveSession(sr SessionReceiver, job *DueSession) {
 	r.sessions.Add(1)
 	l := newSessionLink(sr, r.settleCtx)
-	sessCtx, release := r.renewer.HoldSession(r.workCtx, l)
-	stopLost := l.watch(sessCtx)
+	// The hold ends only with the lock (lost, maximum renewal) or release, not with the run's work: a session
+	// lock lost after the budget ended the work — while a stuck processor is waited for, or the message in
+	// progress abandoned — is still seen (l.lost), counted, and settles nothing. sessCtx, the session's work,
+	// ends with the hold or with the run's work, whichever ends first, with its cause.
+	holdCtx, release := r.renewer.HoldSession(context.WithoutCancel(r.workCtx), l)
+	stopLost := l.watch(holdCtx)
+	sessCtx, endWork := context.WithCancelCause(holdCtx)
+	stopWork := afterFunc(r.workCtx, func() { endWork(context.Cause(r.workCtx)) })
+	defer func() {
+		stopWork()
+		endWork(nil)
+	}()
 	log := r.logger.With(slog.String("sessionId", l.id))
 	log.Debug("session accepted")
 	if job != nil {
@@ -261,7 +271,7 @@ func (r *run) serveSession(sr SessionReceiver, job *DueSession) {
 	if l.lost() {
 		r.sessionLocksLost.Add(1)
 		log.Warn("session lock lost; its messages are redelivered in order to the next receiver of the session",
-			slog.Any("cause", context.Cause(sessCtx)))
+			slog.Any("cause", context.Cause(holdCtx)))
 	}
 	release()
 	stopLost()

@@ -450,6 +450,40 @@ func TestSessionRunBudgetAbandons(t *testing.T) {
 	})
 }
 
+// A session lock lost after the budget ended the session's work — while the run waits out a stuck processor —
+// is still a lost session lock: counted (sessionLocksLost, locksLost) and nothing settled under it (the
+// message in progress is not abandoned; Service Bus redelivers it).
+func TestSessionRunLockLostAfterBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSessions(4 * time.Second)
+		f.add("s", "1")
+		unblock := make(chan struct{})
+		defer func() {
+			close(unblock)
+			synctest.Wait()
+		}()
+		p := processor.Func(func(ctx context.Context, _ *azservicebus.ReceivedMessage) processor.Outcome {
+			<-ctx.Done() // the budget: from now on the session's renewals are refused
+			f.mu.Lock()
+			f.renewErr = &azservicebus.Error{Code: azservicebus.CodeLockLost}
+			f.mu.Unlock()
+			<-unblock // then ignores its context
+			return processor.Complete()
+		})
+		s, err := RunSessions(context.Background(), f, p, sessionOpts(Options{Budget: 20 * time.Second, StuckGrace: 10 * time.Second,
+			LockDuration: 4 * time.Second, MaxLockRenewal: time.Minute}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Stuck != 1 || s.SessionLocksLost != 1 || s.LocksLost != 1 || s.Abandoned != 0 {
+			t.Fatalf("summary %+v; want the stuck message's session lock counted lost and nothing abandoned", s)
+		}
+		if r := f.recv[0]; len(r.order) != 0 || !r.closed {
+			t.Errorf("receiver settled %v, closed %v; want nothing settled under the lost lock", r.order, r.closed)
+		}
+	})
+}
+
 // Accepting fails other than for want of a session ⇒ the run fails with ErrReceive; no session available is
 // not an error.
 func TestSessionRunAcceptFailure(t *testing.T) {
