@@ -136,7 +136,8 @@ deploy-job:
 # --- reliability matrix (not in CI) ----------------------------------------------------------------
 # reliability: every cell of processor behaviours × emulator faults × crash points against the in-process
 # emulator and Azurite, with the end state of every message checked and the matrix printed as a table
-# (about 14 minutes here). make test runs a CI-sized selection of it (go test ./internal/reliability).
+# (here about 14 minutes for the plain cells, 15 more for the session cells at RELIABILITY_PARALLEL=6). make test
+# runs a CI-sized selection of it (go test ./internal/reliability).
 .PHONY: reliability
 # Cells mostly wait (for locks, work, timers): RELIABILITY_PARALLEL of them run at once.
 RELIABILITY_PARALLEL ?= 4
