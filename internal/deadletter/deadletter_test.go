@@ -372,3 +372,34 @@ func TestSendFailureCompletesNothing(t *testing.T) {
 		t.Fatalf("%d completes after failed sends", n)
 	}
 }
+
+// TestSelectionBeyondAPageOfDeferredIsReached: a selected message behind more than a page of messages deferred
+// in the DLQ (which a receive never returns) is resubmitted, and the deferred ones are reported as such.
+// Mutation: window peeking one page only (no look past deferred pages) counts no active message there and
+// stops the call, reporting the selected message as held by another receiver.
+func TestSelectionBeyondAPageOfDeferredIsReached(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	e := newEnv(t, 30*time.Second)
+	seqs := e.seed(ctx, t, 6)
+	dlq := e.receiver(t, true)
+	msgs, err := dlq.ReceiveMessages(ctx, 3, nil)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("received %d DLQ messages to defer: %v", len(msgs), err)
+	}
+	for _, m := range msgs {
+		if err := dlq.DeferMessage(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c counts
+	svc := e.service(t, &Options{PageSize: 2}, &c)
+	res, err := svc.Run(ctx, drain.ActionResubmit, drain.Selection{SequenceNumbers: []int64{seqs[1], seqs[4]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resubmitted != 1 || res.Processed != 2 || len(res.NotFound) != 0 || len(res.Failed) != 1 ||
+		res.Failed[0].SequenceNumber != seqs[1] || !strings.Contains(res.Failed[0].Error, "deferred") || res.Continuation != "" {
+		t.Fatalf("result %+v, want seqs[4]=%d resubmitted and seqs[1]=%d failed as deferred", res, seqs[4], seqs[1])
+	}
+	checkCopies(t, e, seqs, []int{4}, e.drainQueue(ctx, t, 1))
+}

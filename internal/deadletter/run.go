@@ -217,22 +217,33 @@ func (c *call) more(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// window returns how many of the next PageSize messages after c.after are active and not beyond the last
-// selected number: a sequence-number selection receives no more than that, so it holds (and abandons)
-// nothing it could have left alone. One peek.
+// window returns how many active messages after c.after, up to the last selected number, the next receive asks
+// for: a sequence-number selection receives no more than that, so it holds (and abandons) nothing it could have
+// left alone. It peeks a page and, as more does, up to four further pages past pages with none of them (deferred
+// messages, which a receive never returns); 0 means none is left. Still none after five pages: a whole page.
 func (c *call) window(ctx context.Context) (int, error) {
 	from := c.after + 1
-	got, err := c.s.o.Shared.PeekMessages(ctx, c.s.o.PageSize, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
-	if err != nil {
-		return 0, fmt.Errorf("deadletter: peek: %w", err)
-	}
-	n := 0
-	for _, m := range got {
-		if m.SequenceNumber != nil && *m.SequenceNumber <= c.last && m.State == azservicebus.MessageStateActive {
-			n++
+	for range 5 {
+		got, err := c.s.o.Shared.PeekMessages(ctx, c.s.o.PageSize, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
+		if err != nil {
+			return 0, fmt.Errorf("deadletter: peek: %w", err)
 		}
+		n := 0
+		for _, m := range got {
+			if m.SequenceNumber != nil && *m.SequenceNumber <= c.last && m.State == azservicebus.MessageStateActive {
+				n++
+			}
+		}
+		if n > 0 || len(got) < c.s.o.PageSize {
+			return n, nil
+		}
+		last := got[len(got)-1].SequenceNumber
+		if last == nil || *last >= c.last {
+			return 0, nil
+		}
+		from = *last + 1
 	}
-	return n, nil
+	return c.s.o.PageSize, nil
 }
 
 // receive returns up to n messages, or none when nothing arrived within ReceiveWait (the messages a peek
