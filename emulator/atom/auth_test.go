@@ -142,3 +142,66 @@ func TestPermissiveAuth(t *testing.T) {
 		t.Fatalf("GET without Authorization in permissive mode: %d, want 200", resp.StatusCode)
 	}
 }
+
+// recordAuth is toAdminPort keeping the Authorization header of the last request.
+type recordAuth struct {
+	toAdminPort
+	last string
+}
+
+func (r *recordAuth) Do(req *http.Request) (*http.Response, error) {
+	r.last = req.Header.Get("Authorization")
+	return r.toAdminPort.Do(req)
+}
+
+// TestStrictAuthTokenScope: the administration client signs each request's URL, so a Manage token
+// taken from a request on one queue manages that queue only (its name compared without case):
+// replayed on another queue, on one whose name merely starts with it, on the namespace's queue feed
+// or on $namespaceinfo, it is refused with 401 naming the token's resource.
+func TestStrictAuthTokenScope(t *testing.T) {
+	srv, err := emulator.Start(&emulator.Options{Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", StrictAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	rec := &recordAuth{toAdminPort: toAdminPort{srv.AdminAddr()}}
+	ac, err := admin.NewClientFromConnectionString(srv.ConnectionString(), &admin.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"orders", "ordersarchive", "payments"} {
+		if _, err := ac.CreateQueue(ctx(t), q, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ac.GetQueue(ctx(t), "orders", nil); err != nil {
+		t.Fatal(err)
+	}
+	token := rec.last
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/orders", http.StatusOK},
+		{"/Orders", http.StatusOK},
+		{"/payments", http.StatusUnauthorized},
+		{"/ordersarchive", http.StatusUnauthorized},
+		{"/$Resources/Queues", http.StatusUnauthorized},
+		{"/$namespaceinfo", http.StatusUnauthorized},
+	} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+srv.AdminAddr()+tc.path+"?api-version=2021-05", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.want || (tc.want == http.StatusUnauthorized && !strings.Contains(string(body), "the token is for")) {
+			t.Errorf("GET %s with the token of a request on orders: %d %.200s, want %d", tc.path, resp.StatusCode, body, tc.want)
+		}
+	}
+}
