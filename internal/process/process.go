@@ -95,7 +95,8 @@ type Options struct {
 	// processor returns; up to Concurrency more messages may then be being settled, so at most 2×Concurrency
 	// are held at once. 0 ⇒ 8.
 	Concurrency int
-	// MaxLockRenewal bounds how long one message's lock is renewed. 0 ⇒ Budget.
+	// MaxLockRenewal bounds how long one message's lock is renewed (RunSessions: how long one message is
+	// processed under its session's lock; the session itself is held as long as the run works on it). 0 ⇒ Budget.
 	MaxLockRenewal time.Duration
 	// LockDuration is the entity's lock duration; when set, the renewer judges lock expiry on the service's
 	// clock (lockrenew.Options.LockDuration). 0 ⇒ LockedUntil is compared with the local clock.

@@ -74,11 +74,16 @@ func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options)
 	r.settleSlots = make(chan struct{}, o.Concurrency)
 	r.receiveStopped = make(chan struct{})
 	var lr lockrenew.LockRenewer
+	maxRenewal := o.MaxLockRenewal
 	if rcv != nil {
 		lr = rcv
+	} else {
+		// A session run holds sessions only: it bounds each message by MaxLockRenewal itself (handleSession), and a
+		// session's hold by the run.
+		maxRenewal = -1
 	}
 	r.renewer = lockrenew.New(lr, &lockrenew.Options{
-		MaxRenewalDuration:    o.MaxLockRenewal,
+		MaxRenewalDuration:    maxRenewal,
 		LockDuration:          o.LockDuration,
 		MaxConcurrentRenewals: o.MaxConcurrentRenewals,
 		Logger:                o.Logger,

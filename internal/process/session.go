@@ -249,10 +249,10 @@ func (r *run) serveDueSession(job DueSession) {
 func (r *run) serveSession(sr SessionReceiver, job *DueSession) {
 	r.sessions.Add(1)
 	l := newSessionLink(sr, r.settleCtx)
-	// The hold ends only with the lock (lost, maximum renewal) or release, not with the run's work: a session
-	// lock lost after the budget ended the work — while a stuck processor is waited for, or the message in
-	// progress abandoned — is still seen (l.lost), counted, and settles nothing. sessCtx, the session's work,
-	// ends with the hold or with the run's work, whichever ends first, with its cause.
+	// The hold ends only with the lost lock or release (the run's renewer has no maximum renewal), not with the
+	// run's work: a session lock lost after the budget ended the work — while a stuck processor is waited for, or
+	// the message in progress abandoned — is still seen (l.lost), counted, and settles nothing. sessCtx, the
+	// session's work, ends with the hold or with the run's work, whichever ends first, with its cause.
 	holdCtx, release := r.renewer.HoldSession(context.WithoutCancel(r.workCtx), l)
 	stopLost := l.watch(holdCtx)
 	sessCtx, endWork := context.WithCancelCause(holdCtx)
@@ -351,7 +351,12 @@ func (r *run) serveDue(sessCtx context.Context, l *sessionLink, job *DueSession,
 // not nil, is told what became of msg.
 func (r *run) handleSession(sessCtx context.Context, l *sessionLink, msg *azservicebus.ReceivedMessage, settled func(context.Context, Settlement)) bool {
 	log := r.msgLog(msg)
-	st := r.sessionOutcome(sessCtx, l, msg, log)
+	// MaxLockRenewal bounds each message, as in a plain run, not the session's hold: the message is cancelled
+	// with ErrMaxRenewal while the session's lock is still held, and abandoned.
+	msgCtx, cancel := context.WithTimeoutCause(sessCtx, r.o.MaxLockRenewal,
+		fmt.Errorf("%w (%s)", lockrenew.ErrMaxRenewal, r.o.MaxLockRenewal))
+	st := r.sessionOutcome(msgCtx, l, msg, log)
+	cancel()
 	if settled != nil {
 		ctx, cancel := r.settleContext()
 		settled(ctx, st)

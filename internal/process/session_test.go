@@ -614,3 +614,43 @@ func TestSessionRunStuckProcessor(t *testing.T) {
 		}
 	})
 }
+
+// MaxLockRenewal bounds each message of a session, as it bounds each message of a plain run, not the time the
+// session is held: three messages of 6 s each in a session complete with a 10 s MaxLockRenewal, and a message
+// that takes longer than that is cancelled with ErrMaxRenewal and abandoned (then completed on its next
+// delivery). Red when the session's hold carries MaxLockRenewal: the session's second message is cut at 10 s.
+func TestSessionRunMaxLockRenewalPerMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSessions(30 * time.Second)
+		f.add("s", "1", "2", "3")
+		f.add("t", "long")
+		var mu sync.Mutex
+		var causes []error
+		p := processor.Func(func(ctx context.Context, m *azservicebus.ReceivedMessage) processor.Outcome {
+			work := 6 * time.Second
+			if string(m.Body) == "long" && m.DeliveryCount == 1 {
+				work = 15 * time.Second
+			}
+			select {
+			case <-time.After(work):
+				return processor.Complete()
+			case <-ctx.Done():
+				mu.Lock()
+				causes = append(causes, context.Cause(ctx))
+				mu.Unlock()
+				return processor.Abandon(context.Cause(ctx))
+			}
+		})
+		s, err := RunSessions(context.Background(), f, p, sessionOpts(Options{MaxSessions: 1, Budget: time.Minute,
+			MaxLockRenewal: 10 * time.Second}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Completed != 4 || s.Abandoned != 1 || s.LocksLost != 0 {
+			t.Fatalf("summary %+v; want the 6 s messages completed and only the 15 s one abandoned once", s)
+		}
+		if len(causes) != 1 || !errors.Is(causes[0], lockrenew.ErrMaxRenewal) {
+			t.Errorf("causes %v; want one ErrMaxRenewal", causes)
+		}
+	})
+}
