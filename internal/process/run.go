@@ -56,10 +56,10 @@ type run struct {
 	received, completed, abandoned, deadLettered, deferred, locksLost, stuck, due atomic.Int64
 
 	// Session runs (RunSessions) only. sess is immutable; dueEnd is set before the session workers start.
-	sess                       Sessions
-	dueEnd                     time.Time
-	sessions, sessionLocksLost atomic.Int64
-	acceptFailed               atomic.Bool // an accept failed other than for want of a session: stop accepting
+	sess         Sessions
+	dueEnd       time.Time
+	sessions     atomic.Int64
+	acceptFailed atomic.Bool // an accept failed other than for want of a session: stop accepting
 }
 
 func newRun(ctx context.Context, rcv Receiver, p processor.Processor, o Options) *run {
@@ -150,7 +150,7 @@ func (r *run) summary() Summary {
 		Due:              r.due.Load(),
 		Sessions:         r.sessions.Load(),
 		SessionRenewals:  st.SessionRenewals,
-		SessionLocksLost: r.sessionLocksLost.Load(),
+		SessionLocksLost: int64(st.SessionLocksLost),
 		DurationMs:       time.Since(r.start).Milliseconds(),
 	}
 }

@@ -268,8 +268,7 @@ func (r *run) serveSession(sr SessionReceiver, job *DueSession) {
 	} else {
 		r.serveActive(sessCtx, l, log)
 	}
-	if l.lost() {
-		r.sessionLocksLost.Add(1)
+	if l.lost() { // counted by the renewer (Summary.SessionLocksLost)
 		log.Warn("session lock lost; its messages are redelivered in order to the next receiver of the session",
 			slog.Any("cause", context.Cause(holdCtx)))
 	}
