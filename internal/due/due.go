@@ -92,15 +92,8 @@ func (s *Source) TakeDue(ctx context.Context, r process.DueReceiver, max int, cl
 	if len(claimed) == 0 {
 		return nil, err
 	}
-	msgs, rerr := s.receive(ctx, r, claimed)
-	out := make([]process.DueMessage, 0, len(msgs))
-	for _, f := range msgs {
-		out = append(out, process.DueMessage{Message: f.Msg, Settled: s.settled(f.Row)})
-	}
-	if len(out) > 0 {
-		s.log.Info("took due deferred messages", slog.Int("count", len(out)))
-	}
-	return out, errors.Join(err, rerr)
+	msgs, rerr := s.take(ctx, r, claimed, s.log)
+	return msgs, errors.Join(err, rerr)
 }
 
 // ClaimDueSessions implements process.SessionDueSource: it claims up to max due rows and groups them by
@@ -122,15 +115,7 @@ func (s *Source) ClaimDueSessions(ctx context.Context, max int, claimUntil time.
 		out = append(out, process.DueSession{
 			SessionID: sid,
 			Take: func(ctx context.Context, r process.DueReceiver) ([]process.DueMessage, error) {
-				msgs, err := s.receive(ctx, r, rows)
-				dm := make([]process.DueMessage, 0, len(msgs))
-				for _, f := range msgs {
-					dm = append(dm, process.DueMessage{Message: f.Msg, Settled: s.settled(f.Row)})
-				}
-				if len(dm) > 0 {
-					s.log.Info("took due deferred messages of a session", slog.String("sessionId", sid), slog.Int("count", len(dm)))
-				}
-				return dm, err
+				return s.take(ctx, r, rows, s.log.With(slog.String("sessionId", sid)))
 			},
 			Release: func(ctx context.Context, why string) {
 				for _, r := range rows {
@@ -173,6 +158,20 @@ func (s *Source) claim(ctx context.Context, rows []ledger.Row, until time.Time) 
 		}
 	}
 	return claimed
+}
+
+// take receives the messages of the claimed rows (receive) and returns them with the callbacks that keep their
+// rows consistent with their settlement (settled).
+func (s *Source) take(ctx context.Context, r process.DueReceiver, rows []ledger.Row, log *slog.Logger) ([]process.DueMessage, error) {
+	msgs, err := s.receive(ctx, r, rows)
+	out := make([]process.DueMessage, 0, len(msgs))
+	for _, f := range msgs {
+		out = append(out, process.DueMessage{Message: f.Msg, Settled: s.settled(f.Row)})
+	}
+	if len(out) > 0 {
+		log.Info("took due deferred messages", slog.Int("count", len(out)))
+	}
+	return out, err
 }
 
 // receive locks the messages of the claimed rows (drain.Fetch, as the drain does). A row whose message is
