@@ -65,7 +65,8 @@ func newLazyDeadLetter(cfg *config.Config, l *ledger.Ledger, logger *slog.Logger
 		}
 		var peeker browse.Peeker = main
 		if cfg.RequiresSession {
-			peeker = &sessionPeeker{ledger: l, client: client, entity: entity}
+			open, _ := drain.SessionFuncs(client, entity, config.CloseTimeout)
+			peeker = &sessionPeeker{ledger: l, open: open}
 		}
 		closeAll := func(ctx context.Context) error {
 			return errors.Join(shared.Close(ctx), main.Close(ctx), send.Close(ctx), client.Close(ctx))
@@ -107,8 +108,7 @@ func (d *lazyDeadLetter) DeferredPeek(c echo.Context) error {
 // accepts that session, peeks and releases it. The dead-letter queue needs none of this: it has no sessions.
 type sessionPeeker struct {
 	ledger *ledger.Ledger
-	client *azservicebus.Client
-	entity string
+	open   func(context.Context, string) (drain.Receiver, func(), error) // the drain's (drain.SessionFuncs)
 }
 
 func (p *sessionPeeker) PeekMessages(ctx context.Context, n int, o *azservicebus.PeekMessagesOptions) ([]*azservicebus.ReceivedMessage, error) {
@@ -125,16 +125,12 @@ func (p *sessionPeeker) PeekMessages(ctx context.Context, n int, o *azservicebus
 	if row.SessionID == nil {
 		return nil, fmt.Errorf("ledger row %d records no session", row.SequenceNumber)
 	}
-	sr, err := process.AcceptSession(ctx, p.client, p.entity, *row.SessionID)
+	r, release, err := p.open(ctx, *row.SessionID)
 	if err != nil {
 		return nil, fmt.Errorf("peek within session %q: %w", *row.SessionID, err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), config.CloseTimeout)
-		defer cancel()
-		_ = sr.Close(cctx)
-	}()
-	return sr.PeekMessages(ctx, n, o)
+	defer release()
+	return r.PeekMessages(ctx, n, o)
 }
 
 func deadLetterUnavailable(err error) error {
