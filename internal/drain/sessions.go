@@ -9,6 +9,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/holdfast-dev/holdfast/internal/config"
 	"github.com/holdfast-dev/holdfast/internal/ledger"
 	"github.com/holdfast-dev/holdfast/internal/process"
 )
@@ -35,12 +36,16 @@ func SessionFuncs(client *azservicebus.Client, entity string, closeTimeout time.
 		return sr, release, nil
 	}
 	list = func(ctx context.Context) ([]string, error) {
+		e, err := config.ParseEntity(entity)
+		if err != nil {
+			return nil, err
+		}
 		var ids []string
 		var pager *runtime.Pager[azservicebus.ListSessionsResponse]
-		if topic := SendTarget(entity); topic != entity {
-			pager = client.NewListSessionsForSubscriptionPager(topic, entity[len(topic)+len("/Subscriptions/"):], nil)
+		if e.Queue != "" {
+			pager = client.NewListSessionsForQueuePager(e.Queue, nil)
 		} else {
-			pager = client.NewListSessionsForQueuePager(entity, nil)
+			pager = client.NewListSessionsForSubscriptionPager(e.Topic, e.Subscription, nil)
 		}
 		for pager.More() {
 			page, err := pager.NextPage(ctx)
