@@ -136,12 +136,34 @@ func (s *splitReceiver) ReceiveMessages(ctx context.Context, n int, o *azservice
 	return s.recv.ReceiveMessages(ctx, n, o)
 }
 
+// CompleteMessage completes m. A complete answered "lock lost" is checked with a peek at m's sequence number:
+// when the connection drops after the service completed m but before its reply arrived, the retry (the SDK's
+// own, or settleOn's by token) finds the lock token settled and the service answers lock lost — the answer
+// for a token that is "expired, or the message has already been removed from the queue" (Azure's
+// MessageLockLostException). If m is gone, the complete took effect and nil is returned; if m is still in
+// the entity (redelivered, or waiting), its lock was lost and the error stands. (m is also gone if its lock
+// expired and another receiver completed its redelivery within the time of the retry; it is then completed
+// too, by that receiver, and this run's count holds one completion that was not its own.)
 func (s *splitReceiver) CompleteMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.CompleteMessageOptions) error {
-	return s.settleOn(ctx, m,
+	err := s.settleOn(ctx, m,
 		func(ctx context.Context, r *azservicebus.Receiver) error { return r.CompleteMessage(ctx, m, o) },
 		func(ctx context.Context, r *azservicebus.Receiver) error {
 			return r.CompleteMessage(ctx, byToken(m), o)
 		})
+	if isLockLost(err) && m.SequenceNumber != nil && ctx.Err() == nil && s.gone(ctx, *m.SequenceNumber) {
+		return nil
+	}
+	return err
+}
+
+// gone reports whether the entity no longer holds the message with sequence number seq, in any state. A
+// failed peek reports false.
+func (s *splitReceiver) gone(ctx context.Context, seq int64) bool {
+	msgs, err := s.settle.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &seq})
+	if err != nil {
+		return false
+	}
+	return len(msgs) == 0 || msgs[0].SequenceNumber == nil || *msgs[0].SequenceNumber != seq
 }
 
 func (s *splitReceiver) AbandonMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.AbandonMessageOptions) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/holdfast-dev/holdfast/emulator"
 	"github.com/holdfast-dev/holdfast/emulator/broker"
+	"github.com/holdfast-dev/holdfast/internal/testenv"
 	"github.com/holdfast-dev/holdfast/lockrenew"
 )
 
@@ -79,6 +80,73 @@ func TestSettlementSurvivesADroppedConnection(t *testing.T) {
 			}
 			if st := ent.Stats(); st.Counters.Completed != 1 || st.Active != 0 {
 				t.Fatalf("after the complete: %+v", st)
+			}
+		})
+	}
+}
+
+// TestCompleteAnsweredLockLostIsCheckedByPeek: a complete whose lock token was already settled (as when the
+// reply to an earlier attempt was lost with the connection) returns nil, since the message is gone; a complete
+// whose lock expired while the message stays in the queue returns the lock-lost error.
+func TestCompleteAnsweredLockLostIsCheckedByPeek(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		lock     time.Duration
+		settled  bool // the token is settled before the complete, else its lock expires
+		wantLost bool
+	}{
+		{name: "already completed", lock: 30 * time.Second, settled: true},
+		{name: "lock expired", lock: time.Second, wantLost: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			props := broker.DefaultQueueProperties()
+			props.LockDuration = tc.lock
+			srv, client := testenv.Emulator(t, "q", props, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			sender, err := client.NewSender("q", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+				t.Fatal(err)
+			}
+			recv, err := client.NewReceiverForQueue("q", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			settle, err := client.NewReceiverForQueue("q", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &splitReceiver{recv: recv, settle: settle}
+			msgs, err := s.ReceiveMessages(ctx, 1, nil)
+			if err != nil || len(msgs) != 1 {
+				t.Fatalf("receive: %v, %v", msgs, err)
+			}
+			ent, err := srv.Broker().Entity("q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.settled {
+				if err := settle.CompleteMessage(ctx, byToken(msgs[0]), nil); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				for ent.Stats().Counters.LockExpired == 0 {
+					if ctx.Err() != nil {
+						t.Fatal("the lock never expired")
+					}
+					time.Sleep(20 * time.Millisecond) // polling the emulator's counter
+				}
+			}
+			err = s.CompleteMessage(ctx, msgs[0], nil)
+			if lost := isLockLost(err); lost != tc.wantLost || (!lost && err != nil) {
+				t.Fatalf("complete: %v; want lock lost %t", err, tc.wantLost)
+			}
+			st := ent.Stats()
+			if want := map[bool]int{true: 1, false: 0}[tc.wantLost]; st.Active != want || st.Counters.Completed != uint64(1-want) {
+				t.Fatalf("queue %+v: want %d active and %d completed", st, want, 1-want)
 			}
 		})
 	}
