@@ -22,56 +22,22 @@ import (
 func TestSettlementSurvivesADroppedConnection(t *testing.T) {
 	for _, linkOpen := range []bool{true, false} {
 		t.Run(fmt.Sprintf("receive link open %t", linkOpen), func(t *testing.T) {
-			srv, err := emulator.Start(&emulator.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = srv.Close() })
-			props := broker.DefaultQueueProperties()
-			props.LockDuration = 10 * time.Second
-			if err := srv.Broker().CreateQueue("q", props); err != nil {
-				t.Fatal(err)
-			}
-			client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString(),
-				&azservicebus.ClientOptions{RetryOptions: lockrenew.RetryOptions(props.LockDuration)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = client.Close(context.Background()) })
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			sender, err := client.NewSender("q", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
-				t.Fatal(err)
-			}
-			recv, err := client.NewReceiverForQueue("q", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			settle, err := client.NewReceiverForQueue("q", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := &splitReceiver{recv: recv, settle: settle}
-			msgs, err := s.ReceiveMessages(ctx, 1, nil)
-			if err != nil || len(msgs) != 1 {
-				t.Fatalf("receive: %v, %v", msgs, err)
-			}
-			if err := s.RenewMessageLock(ctx, msgs[0], nil); err != nil { // the settlement receiver's links exist
+			lock := 10 * time.Second
+			srv, s, msg := splitWithOneMessage(ctx, t, lock, &azservicebus.ClientOptions{RetryOptions: lockrenew.RetryOptions(lock)})
+			if err := s.RenewMessageLock(ctx, msg, nil); err != nil { // the settlement receiver's links exist
 				t.Fatal(err)
 			}
 			if !linkOpen {
-				s.closeReceive(func() { _ = recv.Close(ctx) })
+				s.closeReceive(func() { _ = s.recv.Close(ctx) })
 			}
 			if n := srv.Faults().DropConnections(); n == 0 {
 				t.Fatal("no connection dropped")
 			}
 			sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
 			defer scancel()
-			if err := s.CompleteMessage(sctx, msgs[0], nil); err != nil {
+			if err := s.CompleteMessage(sctx, msg, nil); err != nil {
 				t.Fatalf("complete after the connection dropped: %v", err)
 			}
 			ent, err := srv.Broker().Entity("q")
@@ -99,37 +65,15 @@ func TestCompleteAnsweredLockLostIsCheckedByPeek(t *testing.T) {
 		{name: "lock expired", lock: time.Second, wantLost: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			props := broker.DefaultQueueProperties()
-			props.LockDuration = tc.lock
-			srv, client := testenv.Emulator(t, "q", props, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			sender, err := client.NewSender("q", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
-				t.Fatal(err)
-			}
-			recv, err := client.NewReceiverForQueue("q", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			settle, err := client.NewReceiverForQueue("q", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := &splitReceiver{recv: recv, settle: settle}
-			msgs, err := s.ReceiveMessages(ctx, 1, nil)
-			if err != nil || len(msgs) != 1 {
-				t.Fatalf("receive: %v, %v", msgs, err)
-			}
+			srv, s, msg := splitWithOneMessage(ctx, t, tc.lock, nil)
 			ent, err := srv.Broker().Entity("q")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tc.settled {
-				if err := settle.CompleteMessage(ctx, byToken(msgs[0]), nil); err != nil {
+				if err := s.settle.CompleteMessage(ctx, byToken(msg), nil); err != nil {
 					t.Fatal(err)
 				}
 			} else {
@@ -140,7 +84,7 @@ func TestCompleteAnsweredLockLostIsCheckedByPeek(t *testing.T) {
 					time.Sleep(20 * time.Millisecond) // polling the emulator's counter
 				}
 			}
-			err = s.CompleteMessage(ctx, msgs[0], nil)
+			err = s.CompleteMessage(ctx, msg, nil)
 			if lost := isLockLost(err); lost != tc.wantLost || (!lost && err != nil) {
 				t.Fatalf("complete: %v; want lock lost %t", err, tc.wantLost)
 			}
@@ -150,4 +94,34 @@ func TestCompleteAnsweredLockLostIsCheckedByPeek(t *testing.T) {
 			}
 		})
 	}
+}
+
+// splitWithOneMessage starts the emulator with queue "q" (locks of lock), a client with opts, and a
+// splitReceiver on it; it sends one message and returns it as received through the split receiver.
+func splitWithOneMessage(ctx context.Context, t *testing.T, lock time.Duration, opts *azservicebus.ClientOptions) (*emulator.Server, *splitReceiver, *azservicebus.ReceivedMessage) {
+	t.Helper()
+	props := broker.DefaultQueueProperties()
+	props.LockDuration = lock
+	srv, client := testenv.Emulator(t, "q", props, opts)
+	sender, err := client.NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	recv, err := client.NewReceiverForQueue("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle, err := client.NewReceiverForQueue("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &splitReceiver{recv: recv, settle: settle}
+	msgs, err := s.ReceiveMessages(ctx, 1, nil)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive: %v, %v", msgs, err)
+	}
+	return srv, s, msgs[0]
 }
